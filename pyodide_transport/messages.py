@@ -1,0 +1,141 @@
+"""JSON-RPC envelopes on the wire: decode, encode and build.
+
+The envelope models come from ``mcp_types.jsonrpc`` (the official pydantic
+models). Decoding dispatches on the keys present instead of trying each model
+of the union in turn, which is both faster and gives a precise error. This
+module is pure: no I/O, no browser code.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeAlias
+
+from mcp_types.jsonrpc import (
+    JSONRPC_VERSION,
+    ErrorData,
+    JSONRPCError,
+    JSONRPCNotification,
+    JSONRPCRequest,
+    JSONRPCResponse,
+    RequestId,
+)
+from pydantic import ValidationError
+
+from .errors import RemoteProtocolError
+
+__all__ = [
+    "ErrorData",
+    "JSONRPCError",
+    "JSONRPCNotification",
+    "JSONRPCRequest",
+    "JSONRPCResponse",
+    "RequestId",
+    "TransportMessage",
+    "decode_message",
+    "decode_messages",
+    "encode_message",
+    "error_response",
+    "make_notification",
+    "make_request",
+    "make_response",
+    "message_from_obj",
+    "message_to_obj",
+]
+
+TransportMessage: TypeAlias = JSONRPCRequest | JSONRPCNotification | JSONRPCResponse | JSONRPCError
+"""Any JSON-RPC message a transport carries: request, notification, result or error response."""
+
+
+def message_from_obj(obj: object) -> TransportMessage:
+    """Validate one decoded JSON value as a JSON-RPC message.
+
+    Raises:
+        RemoteProtocolError: The value is not a valid JSON-RPC 2.0 message.
+    """
+    if not isinstance(obj, dict):
+        raise RemoteProtocolError(f"JSON-RPC message must be an object, got {type(obj).__name__}")
+    if obj.get("jsonrpc") != JSONRPC_VERSION:
+        raise RemoteProtocolError(f"JSON-RPC message needs \"jsonrpc\": \"2.0\", got {obj.get('jsonrpc')!r}")
+    model: type[TransportMessage]
+    if "method" in obj:
+        model = JSONRPCRequest if "id" in obj else JSONRPCNotification
+    elif "result" in obj:
+        model = JSONRPCResponse
+    elif "error" in obj:
+        model = JSONRPCError
+    else:
+        raise RemoteProtocolError("JSON-RPC message has none of method, result, error")
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "message"
+        raise RemoteProtocolError(f"invalid JSON-RPC {model.__name__}: {where}: {first['msg']}") from None
+
+
+def decode_messages(data: str | bytes) -> list[TransportMessage]:
+    """Decode a JSON text holding one message or a batch (protocol 2025-03-26).
+
+    Raises:
+        RemoteProtocolError: The text is not JSON or holds an invalid message.
+    """
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RemoteProtocolError(f"invalid JSON: {exc}") from None
+    if isinstance(obj, list):
+        if not obj:
+            raise RemoteProtocolError("empty JSON-RPC batch")
+        return [message_from_obj(item) for item in obj]
+    return [message_from_obj(obj)]
+
+
+def decode_message(data: str | bytes) -> TransportMessage:
+    """Decode a JSON text holding exactly one message.
+
+    Raises:
+        RemoteProtocolError: The text is not JSON, is a batch, or is not a valid message.
+    """
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RemoteProtocolError(f"invalid JSON: {exc}") from None
+    return message_from_obj(obj)
+
+
+def message_to_obj(message: TransportMessage) -> dict[str, Any]:
+    """Turn a message into the JSON-ready dict sent on the wire (``_meta`` aliases, no nulls)."""
+    obj = message.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if isinstance(message, JSONRPCError):
+        obj["id"] = message.id  # JSON-RPC requires "id": null when the id is unknown
+    return obj
+
+
+def encode_message(message: TransportMessage) -> str:
+    """Serialize a message to compact JSON text."""
+    if isinstance(message, JSONRPCError):
+        return json.dumps(message_to_obj(message), separators=(",", ":"), ensure_ascii=False)
+    return message.model_dump_json(by_alias=True, exclude_none=True)
+
+
+def make_request(request_id: RequestId, method: str, params: dict[str, Any] | None = None) -> JSONRPCRequest:
+    """Build a request envelope."""
+    return JSONRPCRequest(jsonrpc=JSONRPC_VERSION, id=request_id, method=method, params=params)
+
+
+def make_notification(method: str, params: dict[str, Any] | None = None) -> JSONRPCNotification:
+    """Build a notification envelope."""
+    return JSONRPCNotification(jsonrpc=JSONRPC_VERSION, method=method, params=params)
+
+
+def make_response(request_id: RequestId, result: dict[str, Any]) -> JSONRPCResponse:
+    """Build a result response envelope."""
+    return JSONRPCResponse(jsonrpc=JSONRPC_VERSION, id=request_id, result=result)
+
+
+def error_response(request_id: RequestId | None, code: int, message: str, data: Any = None) -> JSONRPCError:
+    """Build an error response envelope."""
+    return JSONRPCError(
+        jsonrpc=JSONRPC_VERSION, id=request_id, error=ErrorData(code=code, message=message, data=data)
+    )
