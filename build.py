@@ -1,0 +1,325 @@
+#!/usr/bin/env python3
+"""The one entry point: build the site, serve it, run the tests, run the benchmarks.
+
+Runs with the standard library only, on a fresh machine whose only network is
+the package registries::
+
+    python build.py serve [--port 8000]   # venv + site + demo server on 127.0.0.1
+    python build.py test [pytest args]    # installs test needs, builds, runs every tier
+    python build.py site                  # builds site/dist/ (offline after the first run)
+
+Browser-side pins live in ``pyproject.toml`` under ``[tool.pyodide-transport.browser]``.
+Downloads are cached in ``.cache/``; nothing built or downloaded is committed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import email.parser
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tomllib
+import venv
+import zipfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent
+CACHE = ROOT / ".cache"
+VENV = ROOT / ".venv"
+SITE_SRC = ROOT / "site"
+DIST = SITE_SRC / "dist"
+RUNTIME = DIST / "pyodide"  # the Pyodide runtime, every wheel and the lock file: one folder
+PYSCRIPT = DIST / "pyscript"
+RUNTIME_FILES = ("pyodide.mjs", "pyodide.js", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip")
+CHROMIUM_DEBIAN = Path("/usr/bin/chromium")
+
+
+def log(msg: str) -> None:
+    """Print a progress line (flushed, so CI logs stay in order)."""
+    print(f"[build] {msg}", flush=True)
+
+
+def run(cmd: list[str], **kwargs: Any) -> None:
+    """Run a command, echoing it; raise on failure."""
+    log("$ " + " ".join(str(c) for c in cmd))
+    subprocess.run(cmd, check=True, **kwargs)
+
+
+def pins() -> dict[str, Any]:
+    """The browser-side pins from pyproject.toml."""
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        data: dict[str, Any] = tomllib.load(f)["tool"]["pyodide-transport"]["browser"]
+    return data
+
+
+def venv_python() -> Path:
+    """The project virtualenv's interpreter."""
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def ensure_venv(extra: str) -> Path:
+    """Create or refresh .venv with the project installed (editable) with one extra.
+
+    Reinstalls only when pyproject.toml changed since the last install, so a
+    second run needs no network.
+    """
+    py = venv_python()
+    if not py.exists():
+        log(f"creating virtualenv {VENV}")
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    stamp = VENV / f".installed-{extra}"
+    if stamp.exists() and stamp.read_text() == digest:
+        return py
+    run([str(py), "-m", "pip", "install", "-q", "--upgrade", "pip", "setuptools>=77", "wheel"])
+    run([str(py), "-m", "pip", "install", "-q", "-e", f".[{extra}]"], cwd=ROOT)
+    stamp.write_text(digest)
+    return py
+
+
+def ensure_npm() -> None:
+    """Install the npm packages the tests use (Node 22, conformance suite) when package-lock changed."""
+    lock = ROOT / "package-lock.json"
+    stamp = ROOT / "node_modules" / ".installed-lock"
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest:
+        return
+    run(["npm", "ci", "--no-audit", "--no-fund"], cwd=ROOT)
+    stamp.write_text(digest)
+
+
+def find_chromium(py: Path) -> str:
+    """Find a Chromium for Playwright, installing one if there is none.
+
+    Order: Playwright's own browser if installed; Debian's /usr/bin/chromium;
+    on Debian as root ``apt-get install chromium``; else ``playwright install``.
+    Returns the executable path, or "" to let Playwright use its own.
+    """
+    probe = (
+        "from playwright.sync_api import sync_playwright\n"
+        "with sync_playwright() as p: print(p.chromium.executable_path)"
+    )
+    try:
+        own = subprocess.run([str(py), "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+        if own and Path(own).exists():
+            return ""
+    except subprocess.CalledProcessError:
+        pass
+    if CHROMIUM_DEBIAN.exists():
+        return str(CHROMIUM_DEBIAN)
+    if Path("/etc/debian_version").exists() and hasattr(os, "geteuid") and os.geteuid() == 0:
+        run(["apt-get", "update", "-qq"])
+        run(["apt-get", "install", "-y", "-qq", "chromium"], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        if CHROMIUM_DEBIAN.exists():
+            return str(CHROMIUM_DEBIAN)
+    run([str(py), "-m", "playwright", "install", "chromium"])
+    return ""
+
+
+# --- site -------------------------------------------------------------------------------------
+
+
+def npm_tarball(name: str, version: str, integrity: str) -> Path:
+    """Fetch (once) and verify an npm package tarball against its pinned integrity."""
+    dest = CACHE / "npm"
+    dest.mkdir(parents=True, exist_ok=True)
+    fname = f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
+    path = dest / fname
+    if not path.exists():
+        run(["npm", "pack", f"{name}@{version}", "--pack-destination", str(dest), "--silent"], cwd=dest)
+    algo, _, want = integrity.partition("-")
+    got = base64.b64encode(hashlib.new(algo, path.read_bytes()).digest()).decode()
+    if got != want:
+        path.unlink()
+        raise SystemExit(f"integrity mismatch for {name}@{version}: expected {integrity}, got {algo}-{got}")
+    return path
+
+
+def extract(tarball: Path, prefix: str, dest: Path, names: tuple[str, ...] | None = None) -> None:
+    """Extract members under ``prefix`` of an npm tarball into ``dest`` (all, or only ``names``)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(tarball) as tar:
+        for member in tar.getmembers():
+            if not member.isfile() or not member.name.startswith(prefix):
+                continue
+            rel = member.name[len(prefix) :]
+            if names is not None and rel not in names:
+                continue
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            src = tar.extractfile(member)
+            assert src is not None
+            target.write_bytes(src.read())
+
+
+def canonical(name: str) -> str:
+    """PEP 503 normalized name, as the Pyodide lock file keys packages."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def browser_wheels(spec: dict[str, Any]) -> list[Path]:
+    """Download (once) the pinned browser wheels; pure ones any-platform, compiled ones wasm32."""
+    dest = CACHE / "wheels"
+    dest.mkdir(parents=True, exist_ok=True)
+    found: list[Path] = []
+    for req in spec["wheels"]:
+        name, _, version = req.partition("==")
+        stem = f"{canonical(name).replace('-', '_')}-{version}-"
+        have = [p for p in dest.glob("*.whl") if p.name.lower().startswith(stem)]
+        if not have:
+            base = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:"]
+            base += ["--python-version", spec["python"], "-d", str(dest)]
+            try:  # compiled wheels exist only for the wasm platform; pure ones carry no platform
+                run([*base, "--platform", spec["platform"], req])
+            except subprocess.CalledProcessError:
+                run([*base, req])
+            have = [p for p in dest.glob("*.whl") if p.name.lower().startswith(stem)]
+        if len(have) != 1:
+            raise SystemExit(f"expected one wheel for {req} in {dest}, found {[p.name for p in have]}")
+        found.append(have[0])
+    return found
+
+
+def own_wheel(py: Path) -> Path:
+    """Build our py3-none-any wheel from source (no build isolation: no network needed)."""
+    out = CACHE / "own-wheel"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    run([str(py), "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(ROOT)])
+    shutil.rmtree(ROOT / "build", ignore_errors=True)
+    (wheel,) = out.glob("*.whl")
+    if not wheel.name.endswith("-py3-none-any.whl"):
+        raise SystemExit(f"our wheel must be pure (py3-none-any), got {wheel.name}")
+    return wheel
+
+
+def wheel_entry(wheel: Path) -> dict[str, Any]:
+    """A pyodide-lock.json package entry for one wheel, read from its METADATA and file list."""
+    with zipfile.ZipFile(wheel) as zf:
+        meta_name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+        meta = email.parser.HeaderParser().parsestr(zf.read(meta_name).decode())
+        tops = {n.split("/")[0] for n in zf.namelist()}
+    imports = sorted(t.removesuffix(".py") for t in tops if not t.endswith((".dist-info", ".data")))
+    depends = []
+    for req in meta.get_all("Requires-Dist") or []:
+        if "extra ==" in req:
+            continue
+        marker = req.partition(";")[2]
+        if "sys_platform" in marker and "emscripten" not in marker:
+            continue
+        depends.append(canonical(re.split(r"[\s;<>=!~\[(]", req, maxsplit=1)[0]))
+    return {
+        "name": canonical(meta["Name"]),
+        "version": meta["Version"],
+        "file_name": wheel.name,
+        "install_dir": "site",
+        "sha256": hashlib.sha256(wheel.read_bytes()).hexdigest(),
+        "package_type": "package",
+        "imports": imports,
+        "depends": sorted(set(depends)),
+        "unvendored_tests": False,
+        "shared_library": False,
+    }
+
+
+def build_site(py: Path) -> None:
+    """Assemble site/dist: page sources, the Pyodide runtime, PyScript, every wheel and a lock file."""
+    spec = pins()
+    npm = {p["name"]: p for p in spec["npm"]}
+    pyo, pys = npm["pyodide"], npm["@pyscript/core"]
+    pyodide_tgz = npm_tarball(pyo["name"], pyo["version"], pyo["integrity"])
+    pyscript_tgz = npm_tarball(pys["name"], pys["version"], pys["integrity"])
+
+    shutil.rmtree(DIST, ignore_errors=True)
+    for src in SITE_SRC.iterdir():
+        if src.name == "dist" or src.name.startswith("."):
+            continue
+        if src.is_dir():
+            shutil.copytree(src, DIST / src.name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            DIST.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, DIST / src.name)
+    extract(pyodide_tgz, "package/", RUNTIME, (*RUNTIME_FILES, "pyodide-lock.json"))
+    extract(pyscript_tgz, "package/dist/", PYSCRIPT)
+
+    wheels = [*browser_wheels(spec), own_wheel(py)]
+    packages: dict[str, Any] = {}
+    for wheel in wheels:
+        shutil.copy2(wheel, RUNTIME / wheel.name)
+        entry = wheel_entry(wheel)
+        packages[entry["name"]] = entry
+    missing = {d for e in packages.values() for d in e["depends"]} - set(packages)
+    if missing:
+        raise SystemExit(f"the browser lock lacks dependencies {sorted(missing)}: pin them in pyproject.toml")
+    lock_path = RUNTIME / "pyodide-lock.json"
+    info = json.loads(lock_path.read_text())["info"]
+    lock_path.write_text(json.dumps({"info": info, "packages": packages}, indent=1, sort_keys=True))
+    build_info = {
+        "pyodide": pyo["version"],
+        "pyscript": pys["version"],
+        "python": info["python"],
+        "wheels": {name: e["file_name"] for name, e in packages.items()},
+    }
+    (DIST / "build-info.json").write_text(json.dumps(build_info, indent=1, sort_keys=True))
+    size = sum(f.stat().st_size for f in DIST.rglob("*") if f.is_file())
+    log(f"site built in {DIST.relative_to(ROOT)}: {len(packages)} wheels, {size / 1e6:.1f} MB")
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+def cmd_site(_: argparse.Namespace) -> None:
+    """Build site/dist."""
+    build_site(ensure_venv("server"))
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    """Build the site and serve it with the demo server."""
+    py = ensure_venv("server")
+    build_site(py)
+    log(f"serving http://{args.host}:{args.port}/")
+    cmd = [str(py), "-m", "server_demo", "--host", args.host, "--port", str(args.port), "--site", str(DIST)]
+    with contextlib.suppress(KeyboardInterrupt):
+        subprocess.run(cmd, check=True, cwd=ROOT)
+
+
+def cmd_test(args: argparse.Namespace) -> None:
+    """Install what the tests need, build the site, and run every test tier."""
+    py = ensure_venv("dev")
+    ensure_npm()
+    chromium = find_chromium(py)
+    build_site(py)
+    env = {**os.environ, "PT_CHROMIUM": chromium, "PYTHONUNBUFFERED": "1"}
+    log(f"python {platform.python_version()}, chromium: {chromium or 'Playwright bundled'}")
+    result = subprocess.run([str(py), "-m", "pytest", *args.pytest_args], cwd=ROOT, env=env)
+    raise SystemExit(result.returncode)
+
+
+def main() -> None:
+    """Parse the command line and run one command."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="build the site and serve it with the demo server")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.set_defaults(func=cmd_serve)
+    sub.add_parser("site", help="build site/dist").set_defaults(func=cmd_site)
+    test = sub.add_parser("test", help="install test needs, build, run every test tier; extra args go to pytest")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    test.set_defaults(func=cmd_test)
+    args = parser.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
