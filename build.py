@@ -38,8 +38,6 @@ CACHE = ROOT / ".cache"
 VENV = ROOT / ".venv"
 SITE_SRC = ROOT / "site"
 DIST = SITE_SRC / "dist"
-RUNTIME = DIST / "pyodide"  # the Pyodide runtime, every wheel and the lock file: one folder
-PYSCRIPT = DIST / "pyscript"
 RUNTIME_FILES = ("pyodide.mjs", "pyodide.js", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip")
 CHROMIUM_DEBIAN = Path("/usr/bin/chromium")
 
@@ -67,23 +65,28 @@ def venv_python() -> Path:
     return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
+EXTRAS = {"server": {"server"}, "dev": {"dev", "server"}}  # what each extra brings in
+
+
 def ensure_venv(extra: str) -> Path:
     """Create or refresh .venv with the project installed (editable) with one extra.
 
-    Reinstalls only when pyproject.toml changed since the last install, so a
-    second run needs no network.
+    Reinstalls only when pyproject.toml changed since the last install or the
+    extra is not yet in, so a second run needs no network.
     """
     py = venv_python()
     if not py.exists():
         log(f"creating virtualenv {VENV}")
         venv.EnvBuilder(with_pip=True).create(VENV)
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    stamp = VENV / f".installed-{extra}"
-    if stamp.exists() and stamp.read_text() == digest:
+    stamp = VENV / ".installed.json"
+    state = json.loads(stamp.read_text()) if stamp.exists() else {}
+    if state.get("pyproject") == digest and extra in state.get("extras", []):
         return py
-    run([str(py), "-m", "pip", "install", "-q", "--upgrade", "pip", "setuptools>=77", "wheel"])
-    run([str(py), "-m", "pip", "install", "-q", "-e", f".[{extra}]"], cwd=ROOT)
-    stamp.write_text(digest)
+    pip = [str(py), "-m", "pip", "--disable-pip-version-check"]
+    run([*pip, "install", "-q", "--upgrade", "pip", "setuptools>=77", "wheel"])
+    run([*pip, "install", "-q", "-e", f".[{extra}]"], cwd=ROOT)
+    stamp.write_text(json.dumps({"pyproject": digest, "extras": sorted(EXTRAS[extra])}))
     return py
 
 
@@ -176,13 +179,10 @@ def browser_wheels(spec: dict[str, Any]) -> list[Path]:
         name, _, version = req.partition("==")
         stem = f"{canonical(name).replace('-', '_')}-{version}-"
         have = [p for p in dest.glob("*.whl") if p.name.lower().startswith(stem)]
-        if not have:
-            base = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:"]
-            base += ["--python-version", spec["python"], "-d", str(dest)]
-            try:  # compiled wheels exist only for the wasm platform; pure ones carry no platform
-                run([*base, "--platform", spec["platform"], req])
-            except subprocess.CalledProcessError:
-                run([*base, req])
+        if not have:  # pure wheels match any platform, compiled ones must be built for Pyodide's
+            cmd = [sys.executable, "-m", "pip", "--disable-pip-version-check", "download", "-q", "--no-deps"]
+            cmd += ["--only-binary=:all:", "--python-version", spec["python"], "--platform", spec["platform"]]
+            run([*cmd, "-d", str(dest), req])
             have = [p for p in dest.glob("*.whl") if p.name.lower().startswith(stem)]
         if len(have) != 1:
             raise SystemExit(f"expected one wheel for {req} in {dest}, found {[p.name for p in have]}")
@@ -195,7 +195,8 @@ def own_wheel(py: Path) -> Path:
     out = CACHE / "own-wheel"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    run([str(py), "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(ROOT)])
+    pip = [str(py), "-m", "pip", "--disable-pip-version-check", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    run([*pip, "-w", str(out), str(ROOT)])
     shutil.rmtree(ROOT / "build", ignore_errors=True)
     (wheel,) = out.glob("*.whl")
     if not wheel.name.endswith("-py3-none-any.whl"):
@@ -232,36 +233,37 @@ def wheel_entry(wheel: Path) -> dict[str, Any]:
     }
 
 
-def build_site(py: Path) -> None:
-    """Assemble site/dist: page sources, the Pyodide runtime, PyScript, every wheel and a lock file."""
+def build_site(py: Path, dist: Path = DIST) -> None:
+    """Assemble ``dist``: page sources, the Pyodide runtime, PyScript, every wheel and a lock file."""
     spec = pins()
     npm = {p["name"]: p for p in spec["npm"]}
     pyo, pys = npm["pyodide"], npm["@pyscript/core"]
     pyodide_tgz = npm_tarball(pyo["name"], pyo["version"], pyo["integrity"])
     pyscript_tgz = npm_tarball(pys["name"], pys["version"], pys["integrity"])
 
-    shutil.rmtree(DIST, ignore_errors=True)
+    runtime = dist / "pyodide"  # the runtime, every wheel and the lock file: one folder
+    shutil.rmtree(dist, ignore_errors=True)
+    dist.mkdir(parents=True)
     for src in SITE_SRC.iterdir():
         if src.name == "dist" or src.name.startswith("."):
             continue
         if src.is_dir():
-            shutil.copytree(src, DIST / src.name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(src, dist / src.name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
-            DIST.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, DIST / src.name)
-    extract(pyodide_tgz, "package/", RUNTIME, (*RUNTIME_FILES, "pyodide-lock.json"))
-    extract(pyscript_tgz, "package/dist/", PYSCRIPT)
+            shutil.copy2(src, dist / src.name)
+    extract(pyodide_tgz, "package/", runtime, (*RUNTIME_FILES, "pyodide-lock.json"))
+    extract(pyscript_tgz, "package/dist/", dist / "pyscript")
 
     wheels = [*browser_wheels(spec), own_wheel(py)]
     packages: dict[str, Any] = {}
     for wheel in wheels:
-        shutil.copy2(wheel, RUNTIME / wheel.name)
+        shutil.copy2(wheel, runtime / wheel.name)
         entry = wheel_entry(wheel)
         packages[entry["name"]] = entry
     missing = {d for e in packages.values() for d in e["depends"]} - set(packages)
     if missing:
         raise SystemExit(f"the browser lock lacks dependencies {sorted(missing)}: pin them in pyproject.toml")
-    lock_path = RUNTIME / "pyodide-lock.json"
+    lock_path = runtime / "pyodide-lock.json"
     info = json.loads(lock_path.read_text())["info"]
     lock_path.write_text(json.dumps({"info": info, "packages": packages}, indent=1, sort_keys=True))
     build_info = {
@@ -270,17 +272,17 @@ def build_site(py: Path) -> None:
         "python": info["python"],
         "wheels": {name: e["file_name"] for name, e in packages.items()},
     }
-    (DIST / "build-info.json").write_text(json.dumps(build_info, indent=1, sort_keys=True))
-    size = sum(f.stat().st_size for f in DIST.rglob("*") if f.is_file())
-    log(f"site built in {DIST.relative_to(ROOT)}: {len(packages)} wheels, {size / 1e6:.1f} MB")
+    (dist / "build-info.json").write_text(json.dumps(build_info, indent=1, sort_keys=True))
+    size = sum(f.stat().st_size for f in dist.rglob("*") if f.is_file())
+    log(f"site built in {dist}: {len(packages)} wheels, {size / 1e6:.1f} MB")
 
 
 # --- commands ---------------------------------------------------------------------------------
 
 
-def cmd_site(_: argparse.Namespace) -> None:
-    """Build site/dist."""
-    build_site(ensure_venv("server"))
+def cmd_site(args: argparse.Namespace) -> None:
+    """Build site/dist (or ``--out DIR``)."""
+    build_site(ensure_venv("server"), Path(args.out).resolve())
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -313,7 +315,9 @@ def main() -> None:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--host", default="127.0.0.1")
     serve.set_defaults(func=cmd_serve)
-    sub.add_parser("site", help="build site/dist").set_defaults(func=cmd_site)
+    site = sub.add_parser("site", help="build site/dist")
+    site.add_argument("--out", default=str(DIST), help="where to build (default: site/dist)")
+    site.set_defaults(func=cmd_site)
     test = sub.add_parser("test", help="install test needs, build, run every test tier; extra args go to pytest")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER)
     test.set_defaults(func=cmd_test)
