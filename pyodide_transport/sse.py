@@ -174,9 +174,7 @@ class SSEDecoder:
         return SSEEvent(data="\n".join(data), event=event_type or "message", id=self.last_event_id)
 
 
-def encode_sse_event(
-    data: str, *, event: str | None = None, id: str | None = None, retry: int | None = None
-) -> bytes:
+def encode_sse_event(data: str, *, event: str | None = None, id: str | None = None, retry: int | None = None) -> bytes:
     """Encode one event as UTF-8 ``text/event-stream`` bytes, ending with the blank line.
 
     Line breaks in ``data`` (LF, CR or CRLF) become separate ``data`` lines, so

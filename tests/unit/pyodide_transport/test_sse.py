@@ -246,10 +246,7 @@ def test_many_small_chunks_of_a_long_line() -> None:
 
 
 def test_encode_event_shape() -> None:
-    assert (
-        encode_sse_event("a\nb", event="e", id="7", retry=10)
-        == b"id: 7\nevent: e\nretry: 10\ndata: a\ndata: b\n\n"
-    )
+    assert encode_sse_event("a\nb", event="e", id="7", retry=10) == b"id: 7\nevent: e\nretry: 10\ndata: a\ndata: b\n\n"
 
 
 def test_encode_priming_event() -> None:
@@ -257,9 +254,7 @@ def test_encode_priming_event() -> None:
     assert decoder.feed(encode_sse_event("", id="p1")) == [SSEEvent("", id="p1")]
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"id": "a\nb"}, {"id": "a\0b"}, {"event": "x\ry"}, {"retry": -1}], ids=str
-)
+@pytest.mark.parametrize("kwargs", [{"id": "a\nb"}, {"id": "a\0b"}, {"event": "x\ry"}, {"retry": -1}], ids=str)
 def test_encode_rejects_invalid_fields(kwargs: dict[str, object]) -> None:
     with pytest.raises(LocalProtocolError):
         encode_sse_event("x", **kwargs)  # type: ignore[arg-type]

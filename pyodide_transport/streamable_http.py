@@ -1,0 +1,766 @@
+"""The Streamable HTTP client, sans-I/O: which requests to make, and what their responses mean.
+
+This module performs no I/O. An adapter (``FetchTransport`` over the browser
+``fetch``, or any HTTP client in CPython) performs the requests the core asks
+for and feeds the response bytes back. Like h11 there are two levels:
+
+* :class:`StreamableHTTPClient`, the connection state: URL, custom headers,
+  session id, negotiated protocol version, requests in flight. Its verbs
+  create exchanges:
+
+  - ``send(message)`` -> :class:`Exchange` (POST it), :class:`AbortExchange`
+    (2026-07-28 cancel: abort that exchange's fetch instead of posting) or
+    ``None`` (nothing to do);
+  - ``open_stream()`` -> :class:`Exchange` (the standalone GET stream);
+  - ``close()`` -> :class:`Exchange` (DELETE the session) or ``None``.
+
+* :class:`Exchange`, one HTTP request and its response, with its own SSE
+  decoder. The adapter performs ``exchange.request`` and reports what happens
+  through four verbs, each returning a list of events:
+
+  - ``receive_response(status, headers)`` once the status line and headers arrived;
+  - ``receive_data(chunk)`` for each body chunk;
+  - ``receive_eof()`` when the body ended normally;
+  - ``receive_network_error(error)`` when the request or the body read failed
+    (``error`` is the adapter's translated :class:`NetworkError`/:class:`CORSError`).
+
+  Exchange states::
+
+      waiting --receive_response--> reading (json | sse | error body | empty) --eof--> done
+         |                                 |
+         +--------- network error ---------+--> done (+ Reconnect with a new exchange, or ExchangeFailed)
+
+  Once ``exchange.done`` is true the adapter stops reading (aborting the fetch
+  if the body is still open); every verb then returns ``[]``.
+
+Events are small dataclasses: :class:`MessageReceived`, :class:`SessionIdReceived`,
+:class:`ProtocolVersionNegotiated`, :class:`LastEventIdUpdated`,
+:class:`RetryReceived`, :class:`StreamUnavailable`, :class:`SessionExpired`,
+:class:`Reconnect` and :class:`ExchangeFailed`. Only two need action:
+``Reconnect`` (wait ``delay`` seconds, then perform ``event.exchange``) and
+``ExchangeFailed`` (raise ``event.error`` from ``send`` if it has not returned
+yet, else fail the requests in ``event.request_ids`` with it). Each error is
+reported exactly once, by one ``ExchangeFailed``.
+
+Era rules. Handshake era (<= 2025-11-25): ``Mcp-Session-Id`` is captured from
+the initialize response and echoed; ``MCP-Protocol-Version`` is sent after the
+InitializeResult; a 404 on a request with a session id expires the session; an
+SSE stream that ends before its response resumes with ``GET`` +
+``Last-Event-ID`` (the stream's newest id). Modern era (2026-07-28), chosen per
+message by ``params._meta["io.modelcontextprotocol/protocolVersion"]``: every
+POST carries ``MCP-Protocol-Version``, ``Mcp-Method`` (and ``Mcp-Name``);
+there is no session, GET stream, DELETE or resumption, and cancelling a
+request aborts its exchange.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+
+from mcp_types import PROTOCOL_VERSION_META_KEY
+from mcp_types.jsonrpc import HEADER_MISMATCH, MISSING_REQUIRED_CLIENT_CAPABILITY, UNSUPPORTED_PROTOCOL_VERSION
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from .backoff import BackoffPolicy
+from .errors import (
+    ConnectionClosedError,
+    HTTPStatusError,
+    LocalProtocolError,
+    MessageTooLargeError,
+    RemoteProtocolError,
+    SessionExpiredError,
+    TransportError,
+)
+from .messages import (
+    JSONRPCError,
+    JSONRPCNotification,
+    JSONRPCRequest,
+    JSONRPCResponse,
+    RequestId,
+    TransportMessage,
+    decode_message,
+    decode_messages,
+    encode_message,
+)
+from .sse import SSEDecoder, SSEEvent
+
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "MODERN_ERROR_CODES",
+    "AbortExchange",
+    "Event",
+    "Exchange",
+    "ExchangeFailed",
+    "HTTPRequest",
+    "LastEventIdUpdated",
+    "MessageReceived",
+    "ProtocolVersionNegotiated",
+    "Reconnect",
+    "RetryReceived",
+    "SessionExpired",
+    "SessionIdReceived",
+    "StreamUnavailable",
+    "StreamableHTTPClient",
+    "encode_header_value",
+]
+
+DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
+"""Default limit for one JSON body or SSE event (4 MiB, the official SDKs' limit)."""
+
+MODERN_ERROR_CODES = frozenset({HEADER_MISMATCH, MISSING_REQUIRED_CLIENT_CAPABILITY, UNSUPPORTED_PROTOCOL_VERSION})
+"""JSON-RPC error codes a 2026-07-28 server answers with HTTP 400; passed on as messages."""
+
+_ERROR_BODY_LIMIT = 64 * 1024  # keep this much of a non-2xx body for diagnostics
+_NAME_PARAMS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+_HEADER_SAFE = re.compile(r"[\x20-\x7e]*")
+_BASE64_SENTINEL = re.compile(r"=\?base64\?.*\?=")
+
+_PROTOCOL_HEADERS = frozenset(
+    {"accept", "content-type", "last-event-id", "mcp-session-id", "mcp-protocol-version", "mcp-method", "mcp-name"}
+)  # set by the core only: custom headers of these names are dropped
+ACCEPT_POST = "application/json, text/event-stream"
+ACCEPT_SSE = "text/event-stream"
+
+
+# --- requests and events --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPRequest:
+    """An HTTP request for the adapter to perform.
+
+    Attributes:
+        method: ``"POST"``, ``"GET"`` or ``"DELETE"``.
+        url: The endpoint URL.
+        headers: Header names as the spec spells them; values are ASCII.
+        body: The UTF-8 JSON body of a POST, else ``None``.
+    """
+
+    method: Literal["POST", "GET", "DELETE"]
+    url: str
+    headers: dict[str, str]
+    body: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived:
+    """A JSON-RPC message from the server, for the session layer."""
+
+    message: TransportMessage
+
+
+@dataclass(frozen=True, slots=True)
+class SessionIdReceived:
+    """The initialize response assigned a session id; it is now sent on every request."""
+
+    session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolVersionNegotiated:
+    """The InitializeResult named the protocol version; ``MCP-Protocol-Version`` now carries it."""
+
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class LastEventIdUpdated:
+    """An SSE stream's resumption token (its newest event id) changed."""
+
+    last_event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetryReceived:
+    """The server set the stream's reconnect delay (SSE ``retry``), in milliseconds."""
+
+    milliseconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamUnavailable:
+    """The server offers no standalone GET stream (HTTP 405). Not an error."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionExpired:
+    """HTTP 404 on a request carrying the session id: the session is gone and forgotten.
+
+    Start a new session (initialize again). An :class:`ExchangeFailed` with a
+    :class:`SessionExpiredError` for ``request_ids`` follows.
+    """
+
+    session_id: str
+    request_ids: tuple[RequestId, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnect:
+    """The stream ended before its responses arrived: perform ``exchange`` after ``delay`` seconds.
+
+    Attributes:
+        delay: Seconds to wait (the server's ``retry`` if it sent one, else the backoff).
+        exchange: The GET that resumes the stream (with ``Last-Event-ID`` when it has an id).
+        last_event_id: The id it resumes from, or ``None``.
+    """
+
+    delay: float
+    exchange: Exchange
+    last_event_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeFailed:
+    """The exchange failed; the requests in ``request_ids`` will get no response.
+
+    Attributes:
+        error: What to raise: ``HTTPStatusError``, ``RemoteProtocolError``,
+            ``MessageTooLargeError``, ``SessionExpiredError``,
+            ``ConnectionClosedError`` or the adapter's own network error.
+        request_ids: The requests this failure loses (empty for notifications, streams, DELETE).
+    """
+
+    error: TransportError
+    request_ids: tuple[RequestId, ...]
+
+
+Event: TypeAlias = (
+    MessageReceived
+    | SessionIdReceived
+    | ProtocolVersionNegotiated
+    | LastEventIdUpdated
+    | RetryReceived
+    | StreamUnavailable
+    | SessionExpired
+    | Reconnect
+    | ExchangeFailed
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AbortExchange:
+    """Abort ``exchange``'s fetch: this is how a 2026-07-28 client cancels a request."""
+
+    exchange: Exchange
+
+
+# --- helpers --------------------------------------------------------------------------------------
+
+
+def encode_header_value(value: str) -> str:
+    """Make a value safe for an HTTP header, as the 2026-07-28 spec does for ``Mcp-Name``.
+
+    Printable ASCII without edge whitespace passes as is; anything else becomes
+    ``=?base64?<UTF-8 bytes in base64>?=``.
+    """
+    if _HEADER_SAFE.fullmatch(value) and value == value.strip() and not _BASE64_SENTINEL.fullmatch(value):
+        return value
+    return f"=?base64?{base64.b64encode(value.encode()).decode('ascii')}?="
+
+
+def _modern_version(message: TransportMessage) -> str | None:
+    """The 2026-07-28 version a request or notification declares in ``_meta``, if any."""
+    if not isinstance(message, JSONRPCRequest | JSONRPCNotification) or not message.params:
+        return None
+    meta = message.params.get("_meta")
+    version = meta.get(PROTOCOL_VERSION_META_KEY) if isinstance(meta, dict) else None
+    return version if version in MODERN_PROTOCOL_VERSIONS else None
+
+
+def _media_type(headers: Mapping[str, str]) -> str:
+    return headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def _describe(ids: tuple[RequestId, ...]) -> str:
+    return "request " + ", ".join(repr(i) for i in ids) if ids else "the stream"
+
+
+class _Stream:
+    """What the exchanges of one logical SSE stream share: a POST and the GETs resuming it."""
+
+    def __init__(self, pending: tuple[RequestId, ...], *, standalone: bool, policy: BackoffPolicy) -> None:
+        self.pending: dict[RequestId, None] = dict.fromkeys(pending)  # ordered set
+        self.standalone = standalone
+        self.last_event_id = ""
+        self.retry_ms: int | None = None
+        self.backoff = policy.schedule()
+
+
+# --- the connection -------------------------------------------------------------------------------
+
+
+class StreamableHTTPClient:
+    """Connection state of one Streamable HTTP client (see the module docstring for the verbs).
+
+    Args:
+        url: The MCP endpoint.
+        headers: Extra headers for every request (e.g. ``Authorization``); protocol
+            headers (``Accept``, ``Content-Type``, ``Mcp-*``, ``MCP-*``, ``Last-Event-ID``)
+            are the core's alone and are dropped from it.
+        max_message_size: Most bytes of one JSON body or SSE event.
+        backoff: Reconnect schedule for resuming SSE streams.
+
+    Attributes:
+        session_id: The current session id (handshake era), or ``None``.
+        protocol_version: The negotiated handshake-era version, or ``None``.
+        modern_version: The 2026-07-28 version of the last modern request sent, or ``None``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        backoff: BackoffPolicy | None = None,
+    ) -> None:
+        self.url = url
+        self.custom_headers = dict(headers or {})
+        self.max_message_size = max_message_size
+        self.backoff = backoff or BackoffPolicy()
+        self.session_id: str | None = None
+        self.protocol_version: str | None = None
+        self.modern_version: str | None = None
+        self.closed = False
+        self._in_flight: dict[RequestId, Exchange] = {}
+
+    def send(self, message: TransportMessage) -> Exchange | AbortExchange | None:
+        """Turn an outgoing message into an exchange to perform.
+
+        Returns:
+            An :class:`Exchange` to POST; an :class:`AbortExchange` when a
+            2026-07-28 ``notifications/cancelled`` means "abort that request's
+            fetch"; ``None`` when there is nothing to send (cancelling a modern
+            request that is no longer in flight).
+
+        Raises:
+            LocalProtocolError: The client is closed, or the request id is already in flight.
+        """
+        if self.closed:
+            raise LocalProtocolError("the Streamable HTTP client is closed")
+        if isinstance(message, JSONRPCRequest) and message.id in self._in_flight:
+            raise LocalProtocolError(f"request id {message.id!r} is already in flight")
+        version = _modern_version(message)
+        method: str | None = None
+        params: dict[str, Any] = {}
+        if isinstance(message, JSONRPCRequest | JSONRPCNotification):
+            method, params = message.method, message.params or {}
+        if method == "notifications/cancelled" and isinstance(message, JSONRPCNotification):
+            cancelled = params.get("requestId")
+            target = self._in_flight.get(cancelled) if isinstance(cancelled, int | str) else None
+            if target is not None and target.modern:
+                target.abort()
+                return AbortExchange(target)
+            if target is None and (version or (self.modern_version and not self.protocol_version)):
+                return None
+        if method == "initialize":  # a new session starts; the old one's state must not leak into it
+            self.session_id = self.protocol_version = self.modern_version = None
+        if version is None and self.modern_version and not self.protocol_version:
+            version = self.modern_version  # e.g. a notification in an established modern connection
+        elif version is not None:
+            self.modern_version = version
+        headers = self._headers(ACCEPT_POST, modern=version, method=method)
+        if version is not None and method in _NAME_PARAMS:
+            name = params.get(_NAME_PARAMS[method])
+            if isinstance(name, str):
+                headers["Mcp-Name"] = encode_header_value(name)
+        headers["Content-Type"] = "application/json"
+        request = HTTPRequest("POST", self.url, headers, encode_message(message).encode())
+        pending: tuple[RequestId, ...] = ()
+        if isinstance(message, JSONRPCRequest):
+            pending = (message.id,)
+        stream = _Stream(pending, standalone=False, policy=self.backoff)
+        exchange = Exchange(self, request, "post", stream, modern=version is not None, method=method)
+        for request_id in pending:
+            self._in_flight[request_id] = exchange
+        return exchange
+
+    def open_stream(self) -> Exchange:
+        """Create the standalone GET stream for server-initiated messages (handshake era only).
+
+        Raises:
+            LocalProtocolError: No handshake-era session is initialized, or the client is closed.
+        """
+        if self.closed or self.protocol_version is None:
+            raise LocalProtocolError("the GET stream needs an initialized handshake-era (<= 2025-11-25) session")
+        stream = _Stream((), standalone=True, policy=self.backoff)
+        return Exchange(self, self._get_request(stream), "get", stream)
+
+    def close(self) -> Exchange | None:
+        """Close the client; return the DELETE that ends the session, if there is one.
+
+        Exchanges still running keep working; the adapter aborts them.
+        """
+        self.closed = True
+        if self.session_id is None:
+            return None
+        request = HTTPRequest("DELETE", self.url, self._headers(None))
+        exchange = Exchange(self, request, "delete", _Stream((), standalone=False, policy=self.backoff))
+        self.session_id = self.protocol_version = None
+        return exchange
+
+    def exchange_for(self, request_id: RequestId) -> Exchange | None:
+        """The exchange that currently carries the response of ``request_id``, if any."""
+        return self._in_flight.get(request_id)
+
+    def _headers(self, accept: str | None, *, modern: str | None = None, method: str | None = None) -> dict[str, str]:
+        ours: dict[str, str] = {}
+        if accept is not None:
+            ours["Accept"] = accept
+        if modern is not None:
+            ours["MCP-Protocol-Version"] = modern
+            if method is not None:
+                ours["Mcp-Method"] = method
+        else:
+            if self.session_id is not None:
+                ours["Mcp-Session-Id"] = self.session_id
+            if self.protocol_version is not None:
+                ours["MCP-Protocol-Version"] = self.protocol_version
+        custom = {k: v for k, v in self.custom_headers.items() if k.lower() not in _PROTOCOL_HEADERS}
+        return custom | ours
+
+    def _get_request(self, stream: _Stream) -> HTTPRequest:
+        headers = self._headers(ACCEPT_SSE)
+        if stream.last_event_id:
+            headers["Last-Event-ID"] = stream.last_event_id
+        return HTTPRequest("GET", self.url, headers)
+
+    def _forget_session(self, session_id: str) -> None:
+        if self.session_id == session_id:  # a newer session may already exist
+            self.session_id = self.protocol_version = None
+
+    def _settle(self, request_id: RequestId) -> None:
+        """A response arrived (on whatever stream): nobody waits for ``request_id`` any more."""
+        owner = self._in_flight.pop(request_id, None)
+        if owner is not None:
+            owner._stream.pending.pop(request_id, None)
+
+
+# --- one exchange ---------------------------------------------------------------------------------
+
+_State = Literal["waiting", "json", "sse", "error_body", "other", "done"]
+
+
+class Exchange:
+    """One HTTP request/response of a :class:`StreamableHTTPClient` (see the module docstring).
+
+    Attributes:
+        request: The HTTP request to perform.
+        kind: ``"post"``, ``"get"`` (standalone stream), ``"resume"`` (GET resuming a POST's
+            stream) or ``"delete"``.
+        modern: Whether this is a 2026-07-28 exchange (no resumption; cancel = abort).
+        method: The JSON-RPC method posted (or whose stream a ``"resume"`` GET continues), if any.
+        status: The HTTP status, once received.
+    """
+
+    def __init__(
+        self,
+        client: StreamableHTTPClient,
+        request: HTTPRequest,
+        kind: Literal["post", "get", "resume", "delete"],
+        stream: _Stream,
+        *,
+        modern: bool = False,
+        method: str | None = None,
+    ) -> None:
+        self.request = request
+        self.kind = kind
+        self.modern = modern
+        self.method = method
+        self.status: int | None = None
+        self._client = client
+        self._stream = stream
+        self._state: _State = "waiting"
+        self._body = bytearray()
+        self._decoder: SSEDecoder | None = None
+        self._sent_session = request.headers.get("Mcp-Session-Id")
+
+    def __repr__(self) -> str:
+        return f"<Exchange {self.request.method} {self.kind} {self._state} pending={self.request_ids}>"
+
+    @property
+    def done(self) -> bool:
+        """Whether the exchange is over; the adapter stops reading its body."""
+        return self._state == "done"
+
+    @property
+    def is_streaming(self) -> bool:
+        """Whether the body is an SSE stream being read (it may stay open for a long time)."""
+        return self._state == "sse"
+
+    @property
+    def request_ids(self) -> tuple[RequestId, ...]:
+        """Requests whose responses this exchange's stream still owes."""
+        return tuple(self._stream.pending)
+
+    @property
+    def last_event_id(self) -> str | None:
+        """The stream's resumption token (newest SSE event id), or ``None``."""
+        return self._stream.last_event_id or None
+
+    def abort(self) -> None:
+        """Give up on this exchange (cancelled or transport closing); its requests are forgotten."""
+        for request_id in list(self._stream.pending):
+            self._client._settle(request_id)
+        self._finish()
+
+    # -- verbs -------------------------------------------------------------------------------------
+
+    def receive_response(self, status: int, headers: Mapping[str, str]) -> list[Event]:
+        """The status line and headers arrived.
+
+        Raises:
+            LocalProtocolError: Called twice.
+        """
+        if self._state == "done":
+            return []
+        if self._state != "waiting":
+            raise LocalProtocolError("receive_response() was already called for this exchange")
+        self.status = status
+        headers = {name.lower(): value for name, value in headers.items()}
+        client = self._client
+        if self.kind == "delete":
+            if 200 <= status < 300 or status in (404, 405):
+                self._finish()
+            else:
+                self._state = "error_body"
+            return []
+        if status == 404 and self._sent_session is not None:
+            client._forget_session(self._sent_session)
+            ids = self.request_ids
+            gone = SessionExpiredError(f"the server no longer knows session {self._sent_session!r} (HTTP 404)")
+            return [SessionExpired(self._sent_session, ids), *self._fail(gone)]
+        if status == 405 and self.kind != "post":
+            if self.kind == "get":
+                self._finish()
+                return [StreamUnavailable()]
+            return self._fail(ConnectionClosedError("cannot resume the SSE stream: the server refuses GET (405)"))
+        if not 200 <= status < 300:
+            self._state = "error_body"
+            return []
+        events: list[Event] = []
+        session_id = headers.get("mcp-session-id")
+        if self.method == "initialize" and not self.modern and session_id is not None:
+            if not session_id or not _HEADER_SAFE.fullmatch(session_id):
+                return self._fail(RemoteProtocolError(f"invalid Mcp-Session-Id {session_id!r}"))
+            client.session_id = session_id
+            events.append(SessionIdReceived(session_id))
+        media_type = _media_type(headers)
+        if status in (202, 204):
+            if self.request_ids:
+                error = RemoteProtocolError(
+                    f"server answered {_describe(self.request_ids)} with HTTP {status}; no response will come"
+                )
+                return events + self._fail(error)
+            self._finish()
+        elif media_type == "text/event-stream":
+            self._state = "sse"
+            self._decoder = SSEDecoder(max_event_size=client.max_message_size, last_event_id=self._stream.last_event_id)
+        elif media_type == "application/json" and self.kind == "post":
+            self._state = "json"
+        elif self.request_ids or self.kind != "post":
+            error = RemoteProtocolError(f"unexpected Content-Type {media_type or '(none)'!r} in HTTP {status}")
+            return events + self._fail(error)
+        else:
+            self._state = "other"  # fine if the body is empty
+        return events
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """A chunk of the response body arrived.
+
+        Raises:
+            LocalProtocolError: Called before ``receive_response``.
+        """
+        if self._state == "done":
+            return []
+        if self._state == "waiting":
+            raise LocalProtocolError("receive_data() before receive_response()")
+        if self._state == "sse":
+            assert self._decoder is not None
+            try:
+                sse_events = self._decoder.feed(data)
+            except MessageTooLargeError as exc:
+                return self._fail(exc)
+            return self._on_sse(sse_events)
+        if self._state == "error_body":
+            self._body += data[: max(0, _ERROR_BODY_LIMIT - len(self._body))]
+            return []
+        self._body += data
+        if len(self._body) > self._client.max_message_size:
+            return self._fail(
+                MessageTooLargeError(f"response body exceeds the limit of {self._client.max_message_size} bytes")
+            )
+        return []
+
+    def receive_eof(self) -> list[Event]:
+        """The response body ended normally.
+
+        Raises:
+            LocalProtocolError: Called before ``receive_response``.
+        """
+        if self._state == "done":
+            return []
+        if self._state == "waiting":
+            raise LocalProtocolError("receive_eof() before receive_response()")
+        if self._state == "sse":
+            assert self._decoder is not None
+            self._decoder.end()
+            return self._stream_lost("the SSE stream ended")
+        body, state = bytes(self._body), self._state
+        self._body.clear()
+        if state == "error_body":
+            return self._on_error_body(body)
+        if state == "other":
+            if body.strip():
+                return self._fail(RemoteProtocolError(f"unexpected body in HTTP {self.status} without a JSON type"))
+            self._finish()
+            return []
+        try:
+            messages = decode_messages(body)
+        except RemoteProtocolError as exc:
+            return self._fail(exc)
+        events: list[Event] = []
+        for message in messages:
+            events += self._deliver(message)
+        if self.request_ids:
+            error = RemoteProtocolError(f"the JSON body held no response for {_describe(self.request_ids)}")
+            return events + self._fail(error)
+        self._finish()
+        return events
+
+    def receive_network_error(self, error: TransportError) -> list[Event]:
+        """The request failed, or the body read broke off.
+
+        Args:
+            error: The adapter's translation of the failure (e.g. ``NetworkError``, ``CORSError``).
+        """
+        if self._state == "done":
+            return []
+        if self._state == "sse" or (self._state == "waiting" and self.kind in ("get", "resume")):
+            return self._stream_lost(f"the SSE stream broke ({error})")
+        return self._fail(error)
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        self._state = "done"
+        self._body.clear()
+        self._decoder = None
+
+    def _fail(self, error: TransportError) -> list[Event]:
+        ids = self.request_ids
+        for request_id in ids:
+            self._client._settle(request_id)
+        self._finish()
+        return [ExchangeFailed(error, ids)]
+
+    def _deliver(self, message: TransportMessage) -> list[Event]:
+        events: list[Event] = []
+        client = self._client
+        if isinstance(message, JSONRPCResponse | JSONRPCError):
+            if message.id is not None and client._in_flight.get(message.id) is self:
+                client._settle(message.id)
+                if (
+                    self.method == "initialize"
+                    and isinstance(message, JSONRPCResponse)
+                    and isinstance(version := message.result.get("protocolVersion"), str)
+                ):
+                    client.protocol_version = version
+                    events.append(ProtocolVersionNegotiated(version))
+            elif message.id is not None:
+                client._settle(message.id)  # answered on another stream: that one waits no more
+        events.append(MessageReceived(message))
+        return events
+
+    def _on_sse(self, sse_events: list[SSEEvent]) -> list[Event]:
+        assert self._decoder is not None
+        stream, decoder = self._stream, self._decoder
+        events: list[Event] = []
+        for sse in sse_events:
+            if sse.id != stream.last_event_id:
+                events += self._new_event_id(sse.id)
+            if not sse.data or sse.event != "message":
+                continue  # priming event, or an event type MCP does not use
+            try:
+                messages = decode_messages(sse.data)
+            except RemoteProtocolError as exc:
+                return events + self._fail(exc)
+            stream.backoff.reset()  # the stream makes progress
+            for message in messages:
+                events += self._deliver(message)
+        if decoder.last_event_id != stream.last_event_id:
+            events += self._new_event_id(decoder.last_event_id)
+        if decoder.retry is not None and decoder.retry != stream.retry_ms:
+            stream.retry_ms = decoder.retry
+            events.append(RetryReceived(decoder.retry))
+        return events
+
+    def _new_event_id(self, last_event_id: str) -> list[Event]:
+        self._stream.last_event_id = last_event_id
+        if not last_event_id:
+            return []
+        self._stream.backoff.reset()
+        return [LastEventIdUpdated(last_event_id)]
+
+    def _stream_lost(self, what: str) -> list[Event]:
+        """The SSE body ended or broke: resume it, finish quietly, or fail its requests."""
+        stream = self._stream
+        ids = self.request_ids
+        if not stream.standalone and not ids:
+            self._finish()
+            return []
+        if self._client.closed:
+            return self._fail(ConnectionClosedError(f"{what} after the client was closed"))
+        if self.modern:
+            return self._fail(
+                ConnectionClosedError(f"{what} before the response to {_describe(ids)}; 2026-07-28 cannot resume")
+            )
+        if not stream.standalone and not stream.last_event_id:
+            return self._fail(
+                ConnectionClosedError(f"{what} before the response to {_describe(ids)} and sent no event id to resume")
+            )
+        delay = stream.backoff.next_delay(stream.retry_ms)
+        if delay is None:
+            return self._fail(
+                ConnectionClosedError(f"{what}; gave up after {stream.backoff.attempts} reconnect attempts")
+            )
+        client = self._client
+        kind: Literal["get", "resume"] = "get" if stream.standalone else "resume"
+        nxt = Exchange(client, client._get_request(stream), kind, stream, method=self.method)
+        for request_id in ids:
+            client._in_flight[request_id] = nxt
+        self._finish()
+        return [Reconnect(delay, nxt, stream.last_event_id or None)]
+
+    def _on_error_body(self, body: bytes) -> list[Event]:
+        """A non-2xx response ended: a JSON-RPC error for our request, or an HTTP status error."""
+        self._finish()
+        error = self._error_message(body)
+        if error is not None:
+            return self._deliver(error)
+        text = body.decode("utf-8", "replace")
+        status = self.status or 0
+        return self._fail(
+            HTTPStatusError(status, f"{self.request.method} {self.request.url} answered HTTP {status}", body=text)
+        )
+
+    def _error_message(self, body: bytes) -> JSONRPCError | None:
+        """The JSON-RPC error in a non-2xx body, if it answers this exchange's request."""
+        ids = self.request_ids
+        if len(ids) != 1 or not body.strip():
+            return None
+        try:
+            message = decode_message(body)
+        except RemoteProtocolError:
+            return None
+        if not isinstance(message, JSONRPCError):
+            return None
+        if self.modern and message.error.code in MODERN_ERROR_CODES:
+            return message.model_copy(update={"id": ids[0]})  # may be id:null: still ours
+        if self.modern and self.status == 400:
+            return None  # not a modern server: the HTTP status error lets the Client fall back
+        return message if message.id == ids[0] else None
