@@ -905,3 +905,60 @@ def test_fallback_from_modern_to_initialize() -> None:
     headers = post(client, make_request(3, "tools/list")).request.headers
     assert headers["Mcp-Session-Id"] == "h1" and headers["MCP-Protocol-Version"] == HANDSHAKE
     assert "Mcp-Method" not in headers
+
+
+# --- a thin adapter, as FetchTransport will drive the core ------------------------------------
+
+Script = list[tuple[int, dict[str, str], list[bytes], bool]]  # status, headers, chunks, body breaks off
+
+
+def drive(client: StreamableHTTPClient, message: TransportMessage, script: Script) -> tuple[list[Event], list[str]]:
+    """Perform exchanges against scripted responses, following Reconnects; return events and requests made."""
+    events: list[Event] = []
+    made: list[str] = []
+    pending = [post(client, message)]
+    while pending:
+        exchange = pending.pop()
+        made.append(f"{exchange.request.method} {exchange.request.headers.get('Last-Event-ID', '-')}")
+        status, headers, chunks, breaks = script.pop(0)
+        out = exchange.receive_response(status, headers)
+        for chunk in chunks:
+            if exchange.done:
+                break
+            out += exchange.receive_data(chunk)
+        if breaks:
+            out += exchange.receive_network_error(NetworkError("connection reset"))
+        else:
+            out += exchange.receive_eof()
+        events += out
+        pending += [e.exchange for e in out if isinstance(e, Reconnect)]  # after e.delay, in real life
+    assert not script
+    return events, made
+
+
+def test_thin_adapter_resumes_until_the_response() -> None:
+    client = initialized()
+    body = sse(make_notification("notifications/progress", {"progress": 1}), id="1")
+    script: Script = [
+        (200, SSE, [encode_sse_event("", id="0", retry=10), body[:5]], True),  # breaks inside an event
+        (200, SSE, [body, sse(make_notification("n2"), id="2")], False),  # server closes early
+        (500, {}, [b"busy"], False),
+    ]
+    events, made = drive(client, make_request(1, "tools/call", {"name": "slow"}), script)
+    assert made == ["POST -", "GET 0", "GET 2"]
+    assert [m.method for m in received(events) if isinstance(m, JSONRPCNotification)] == [
+        "notifications/progress",
+        "n2",
+    ]
+    failed = failure(events)
+    assert isinstance(failed.error, HTTPStatusError) and failed.request_ids == (1,)
+
+    script = [
+        (200, SSE, [encode_sse_event("", id="a")], False),
+        (200, SSE, [b": still working\n\n"], True),
+        (200, SSE, [sse(make_response(2, {"content": []}), id="b")], False),
+    ]
+    events, made = drive(client, make_request(2, "tools/call", {"name": "slow"}), script)
+    assert made == ["POST -", "GET a", "GET a"]
+    assert received(events) == [make_response(2, {"content": []})]
+    assert client.exchange_for(2) is None
