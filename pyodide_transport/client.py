@@ -18,6 +18,12 @@ Protocol eras (``mcp_types.version``):
 By default the client probes ``server/discover`` first and falls back to the
 handshake when the server shows no sign of speaking the modern era.
 
+Modern-era notifications outside a request (list changes, resource updates)
+need a ``subscriptions/listen`` stream: the client keeps one open whose filter
+follows the list-changed handlers set at connect time and the URIs passed to
+:meth:`Client.subscribe`, and re-opens it (cancelling the old one) whenever
+that set changes or :meth:`Client.update_subscriptions` is called.
+
 Session expiry policy (handshake era): when ``transport.send`` raises
 :class:`SessionExpiredError` (HTTP 404 for our session id: the request was
 never processed), the client re-runs the handshake with the same client info
@@ -421,11 +427,7 @@ class Client:
     # ------------------------------------------------------------- lifecycle
 
     async def __aenter__(self) -> Client:
-        try:
-            await self.connect()
-        except BaseException:
-            await self.close()
-            raise
+        await self.connect()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -433,6 +435,9 @@ class Client:
 
     async def connect(self) -> None:
         """Start reading and negotiate the protocol version with the server.
+
+        The client owns the transport: a failed connect closes the client and
+        the transport, like :meth:`close`.
 
         Raises:
             UnsupportedProtocolVersionError: No version both sides speak.
@@ -445,13 +450,22 @@ class Client:
         self._events = asyncio.Queue()
         self._reader = asyncio.ensure_future(self._read_loop())
         self._dispatcher = asyncio.ensure_future(self._dispatch_loop())
-        await self._negotiate()
+        try:
+            await self._negotiate()
+        except BaseException:
+            await self.close()
+            raise
         self._state = "ready"
         if self._era == "modern" and self._listen_filter() is not None:
             await self._restart_listen()
 
     async def close(self) -> None:
-        """Stop the reader, fail pending requests and close the transport. Idempotent."""
+        """Stop the reader, fail pending requests and close the transport. Idempotent.
+
+        Modern era: an open ``subscriptions/listen`` stream is cancelled first.
+        Handshake era: MCP has no shutdown message; the transport ends the
+        session its own way (e.g. HTTP ``DELETE``).
+        """
         if self._state == "closed":
             return
         self._state = "closed"
@@ -700,8 +714,12 @@ class Client:
         probe_version: str | None = None,
         recover: bool = True,
         handshake: bool = False,
+        sent: asyncio.Future[None] | None = None,
     ) -> dict[str, Any]:
-        """Send one request and wait for its raw result (no input-required handling)."""
+        """Send one request and wait for its raw result (no input-required handling).
+
+        ``sent``, if given, is resolved once the transport accepted the request.
+        """
         if self._lost is not None:
             raise ConnectionClosedError(f"connection lost: {self._lost}") from self._lost
         if recover and self._recovery is not None:
@@ -709,6 +727,8 @@ class Client:
         request_timeout = self.request_timeout if isinstance(timeout, _Unset) else timeout
         total_timeout = self.max_total_timeout if isinstance(max_total_timeout, _Unset) else max_total_timeout
 
+        if self._lost is not None:  # lost while we waited for a recovery
+            raise ConnectionClosedError(f"connection lost: {self._lost}") from self._lost
         self._next_id += 1
         request_id: RequestId = self._next_id
         body = dict(params)
@@ -734,6 +754,8 @@ class Client:
                 entry.last_activity = loop.time()
                 await self._transport.send(message)  # once: a second expiry propagates
             entry.sent = True
+            if sent is not None and not sent.done():
+                sent.set_result(None)
             return await self._await_response(request_id, entry, request_timeout, total_timeout, handshake)
         finally:
             self._pending.pop(request_id, None)
@@ -1045,12 +1067,14 @@ class Client:
             await asyncio.wait((old,), timeout=1.0)
         filt = self._listen_filter()
         if filt is not None and self._state == "ready":
-            self._listen_task = asyncio.ensure_future(self._listen(filt))
+            sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._listen_task = task = asyncio.ensure_future(self._listen(filt, sent))
+            await asyncio.wait((sent, task), return_when=asyncio.FIRST_COMPLETED)  # the server has been asked
 
-    async def _listen(self, filt: dict[str, Any]) -> None:
+    async def _listen(self, filt: dict[str, Any], sent: asyncio.Future[None]) -> None:
         try:
             await self._request_raw(
-                "subscriptions/listen", {"notifications": filt}, timeout=None, max_total_timeout=None
+                "subscriptions/listen", {"notifications": filt}, timeout=None, max_total_timeout=None, sent=sent
             )
         except TransportError as exc:
             if self._state != "closed":
@@ -1143,7 +1167,8 @@ class Client:
                 params.get("message") if isinstance(params.get("message"), str) else None,
             )
         elif method == "notifications/cancelled":
-            task = self._server_requests.get(params.get("requestId"))  # type: ignore[arg-type]
+            cancelled = params.get("requestId")
+            task = self._server_requests.get(cancelled) if isinstance(cancelled, int | str) else None
             if task is not None:
                 task.cancel()
         elif method == "notifications/message":

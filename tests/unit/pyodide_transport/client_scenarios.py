@@ -777,6 +777,57 @@ async def scenario_handler_may_call_client_and_errors_are_reported() -> None:
         assert any(isinstance(e, ValueError) for e in r.errors)
 
 
+async def scenario_handlers_are_settable_attributes() -> None:
+    changed: list[str] = []
+    async with rig(HANDSHAKE) as r:
+        await r.peer.notify("notifications/tools/list_changed")  # no handler yet: ignored
+        await r.client.ping()
+        r.client.on_tools_list_changed = lambda: changed.append("tools")
+        await r.peer.notify("notifications/tools/list_changed")
+        await r.peer.wait_for(lambda: changed, "handler set after connect")
+        assert changed == ["tools"]
+        assert not r.errors
+
+
+async def scenario_modern_subscriptions_reopen_listen() -> None:
+    updated: list[str] = []
+    async with rig(MODERN, on_resource_updated=updated.append) as r:
+        assert not r.peer.requests("subscriptions/listen")  # nothing to listen for yet
+        await r.client.subscribe("file:///a")
+        await r.client.subscribe("file:///b")
+        await r.peer.wait_for(lambda: len(r.peer.requests("subscriptions/listen")) == 2, "second listen")
+        listens = r.peer.requests("subscriptions/listen")
+        assert [(q.params or {})["notifications"] for q in listens] == [
+            {"resourceSubscriptions": ["file:///a"]},
+            {"resourceSubscriptions": ["file:///a", "file:///b"]},
+        ]
+        await r.peer.wait_for(lambda: r.peer.notifications("notifications/cancelled"), "old stream cancelled")
+        assert (r.peer.notifications("notifications/cancelled")[0].params or {})["requestId"] == listens[0].id
+        await r.peer.notify("notifications/resources/updated", {"uri": "file:///b"})
+        await r.peer.wait_for(lambda: updated, "resource updated")
+        assert updated == ["file:///b"]
+        r.client.on_prompts_list_changed = lambda: None
+        await r.client.update_subscriptions()
+        await r.peer.wait_for(lambda: len(r.peer.requests("subscriptions/listen")) == 3, "third listen")
+        latest = r.peer.requests("subscriptions/listen")[-1].params or {}
+        assert latest["notifications"] == {
+            "promptsListChanged": True,
+            "resourceSubscriptions": ["file:///a", "file:///b"],
+        }
+        await r.client.close()
+        cancelled = {(n.params or {}).get("requestId") for n in r.peer.notifications("notifications/cancelled")}
+        assert r.peer.requests("subscriptions/listen")[-1].id in cancelled  # close ends the stream politely
+
+
+async def scenario_listen_refused_is_reported() -> None:
+    async with rig(MODERN, connect=False, on_tools_list_changed=lambda: None) as r:
+        del r.peer.handlers["subscriptions/listen"]
+        await r.client.connect()
+        await r.peer.wait_for(lambda: r.errors, "listen failure reported")
+        assert isinstance(r.errors[0], MCPError) and r.errors[0].code == METHOD_NOT_FOUND
+        await r.client.list_tools()
+
+
 # -------------------------------------------------- server -> client
 
 
