@@ -15,8 +15,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
-    CORSError,
     ConnectionClosedError,
+    CORSError,
     HTTPStatusError,
     LocalProtocolError,
     MCPError,
