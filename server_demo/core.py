@@ -469,8 +469,7 @@ class RequestContext:
         Raises:
             RequestError: The client lacks the ``sampling`` capability (modern: -32021).
         """
-        if self.client_capabilities.sampling is None:
-            raise self._missing_capability("sampling")
+        self._check_can_ask("sampling", self.client_capabilities.sampling is not None)
         params = mt.CreateMessageRequestParams(messages=messages, max_tokens=max_tokens, system_prompt=system_prompt)
         result: mt.CreateMessageResult = await self._ask(
             "sampling/createMessage", params.model_dump(by_alias=True, exclude_none=True), mt.CreateMessageResult
@@ -483,8 +482,7 @@ class RequestContext:
         Raises:
             RequestError: The client lacks the ``elicitation`` capability (modern: -32021).
         """
-        if self.client_capabilities.elicitation is None:
-            raise self._missing_capability("elicitation")
+        self._check_can_ask("elicitation", self.client_capabilities.elicitation is not None)
         params: dict[str, Any] = {"message": message, "requestedSchema": requested_schema}
         if self.protocol_version not in ("2025-06-18",):
             params["mode"] = "form"
@@ -493,10 +491,15 @@ class RequestContext:
 
     async def list_roots(self) -> mt.ListRootsResult:
         """Ask the client for its roots."""
-        if self.client_capabilities.roots is None:
-            raise self._missing_capability("roots")
+        self._check_can_ask("roots", self.client_capabilities.roots is not None)
         result: mt.ListRootsResult = await self._ask("roots/list", {}, mt.ListRootsResult)
         return result
+
+    def _check_can_ask(self, name: str, declared: bool) -> None:
+        if self.era == "handshake" and not self.session.back_channel:
+            raise NoBackChannelError(INVALID_REQUEST, f"this transport cannot carry {name} requests to the client")
+        if not declared:
+            raise self._missing_capability(name)
 
     def _missing_capability(self, name: str) -> RequestError:
         if self.era == "modern":

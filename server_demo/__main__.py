@@ -1,0 +1,76 @@
+"""``python -m server_demo``: serve every endpoint and the built site, or speak stdio.
+
+Binds 127.0.0.1 by default; ``--allow-origin`` adds browser origins beyond
+the loopback defaults; ``--stdio`` speaks line-delimited JSON-RPC on
+stdin/stdout instead (logs go to stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from .config import DEFAULT_ALLOWED_HOSTS, DEFAULT_ALLOWED_ORIGINS, DEFAULT_MAX_MESSAGE_BYTES, SecurityConfig
+
+__all__ = ["main", "parse_args"]
+
+REPO_SITE = Path(__file__).resolve().parents[1] / "site" / "dist"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(prog="python -m server_demo", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    parser.add_argument("--site", type=Path, default=None, help="static site directory (default: site/dist)")
+    parser.add_argument(
+        "--allow-origin", action="append", default=[], metavar="ORIGIN", help="extra allowed browser origin"
+    )
+    parser.add_argument("--allow-host", action="append", default=[], metavar="HOST", help="extra allowed Host")
+    parser.add_argument("--stdio", action="store_true", help="speak MCP over stdin/stdout instead of HTTP")
+    parser.add_argument("--log-level", default="info", help="logging level (default info)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the server."""
+    args = parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    from .demo import build_demo_server
+
+    if args.stdio:
+        from .stdio import serve_stdio
+
+        asyncio.run(serve_stdio(build_demo_server()))
+        return
+
+    import uvicorn
+
+    from .app import AppConfig, create_app
+
+    hosts = list(DEFAULT_ALLOWED_HOSTS) + list(args.allow_host)
+    if args.host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
+        hosts.append(f"{args.host}:*")
+    security = SecurityConfig(
+        allowed_origins=(*DEFAULT_ALLOWED_ORIGINS, *args.allow_origin), allowed_hosts=tuple(hosts)
+    )
+    site = args.site if args.site is not None else (REPO_SITE if REPO_SITE.is_dir() else None)
+    app = create_app(build_demo_server(), AppConfig(site_dir=site, security=security))
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"pyodide-transport demo server on http://{shown}:{args.port}/", flush=True)
+    print(f"  MCP: /mcp (SSE)  /mcp/json  /mcp/stateless  /ws   site: {site or '(none)'}", flush=True)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level.lower(),
+        ws_max_size=DEFAULT_MAX_MESSAGE_BYTES,
+        timeout_graceful_shutdown=3,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Configuration of the HTTP and WebSocket endpoints.
+
+:class:`StreamableHttpServerConfig` mirrors the seeds' config of the same name
+(session id generator, JSON responses, event store, session hooks) and adds
+the limits every public endpoint needs. The three demo endpoints are three
+configs: :func:`stateful_sse`, :func:`stateful_json`, :func:`stateless_json`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .sse.event_store import EventStore, InMemoryEventStore
+
+__all__ = [
+    "DEFAULT_ALLOWED_HOSTS",
+    "DEFAULT_ALLOWED_ORIGINS",
+    "DEFAULT_MAX_MESSAGE_BYTES",
+    "SecurityConfig",
+    "StreamableHttpServerConfig",
+    "new_session_id",
+    "stateful_json",
+    "stateful_sse",
+    "stateless_json",
+]
+
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+"""4 MiB, the official SDKs' default body limit; also our WebSocket frame limit."""
+
+DEFAULT_ALLOWED_ORIGINS: tuple[str, ...] = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
+"""Loopback origins on any port; ``*`` stands for any port (or none)."""
+
+DEFAULT_ALLOWED_HOSTS: tuple[str, ...] = ("127.0.0.1:*", "localhost:*", "[::1]:*")
+"""Loopback ``Host`` values on any port: the DNS-rebinding guard."""
+
+
+def new_session_id() -> str:
+    """A session id with 256 random bits, URL-safe and visible ASCII."""
+    return secrets.token_urlsafe(32)
+
+
+@dataclass
+class SecurityConfig:
+    """Who may talk to the server: browser origins (CORS) and Host names (DNS rebinding).
+
+    Requests without an ``Origin`` header (non-browser clients) are allowed.
+    An empty ``allowed_hosts`` disables the Host check.
+    """
+
+    allowed_origins: tuple[str, ...] = DEFAULT_ALLOWED_ORIGINS
+    allowed_hosts: tuple[str, ...] = DEFAULT_ALLOWED_HOSTS
+
+
+@dataclass
+class StreamableHttpServerConfig:
+    """One Streamable HTTP endpoint's behaviour.
+
+    Attributes:
+        session_id_generator: Makes session ids; ``None`` makes the endpoint stateless.
+        json_response: Answer requests with ``application/json`` instead of SSE.
+        event_store: Keeps SSE events for resumption (``Last-Event-ID``); ``None`` disables it.
+        on_session_initialized: Called with the new session id after ``initialize``.
+        on_session_closed: Called with the session id when it ends (DELETE, expiry, shutdown).
+        max_body_bytes: Larger POST bodies get 413.
+        max_sessions: More concurrent sessions get 503.
+        session_idle_timeout: Seconds without requests or open streams before a session expires.
+        retry_ms: The SSE ``retry`` hint sent with the priming event.
+        security: Origin and Host rules.
+        clock: Monotonic seconds; injectable so tests can expire sessions without sleeping.
+    """
+
+    session_id_generator: Callable[[], str] | None = new_session_id
+    json_response: bool = False
+    event_store: EventStore | None = field(default_factory=InMemoryEventStore)
+    on_session_initialized: Callable[[str], None] | None = None
+    on_session_closed: Callable[[str], None] | None = None
+    max_body_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_sessions: int = 1000
+    session_idle_timeout: float = 30 * 60
+    retry_ms: int = 1000
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    clock: Callable[[], float] = time.monotonic
+
+    @property
+    def stateful(self) -> bool:
+        """Whether the endpoint keeps sessions."""
+        return self.session_id_generator is not None
+
+
+def stateful_sse(**overrides: object) -> StreamableHttpServerConfig:
+    """``/mcp``: sessions, SSE responses, resumable event store, standalone GET stream."""
+    return StreamableHttpServerConfig(**overrides)  # type: ignore[arg-type]
+
+
+def stateful_json(**overrides: object) -> StreamableHttpServerConfig:
+    """``/mcp/json``: sessions, JSON responses."""
+    values: dict[str, object] = {"json_response": True, "event_store": None, **overrides}
+    return StreamableHttpServerConfig(**values)  # type: ignore[arg-type]
+
+
+def stateless_json(**overrides: object) -> StreamableHttpServerConfig:
+    """``/mcp/stateless``: no sessions, no GET stream, JSON responses."""
+    values: dict[str, object] = {"session_id_generator": None, "json_response": True, "event_store": None}
+    return StreamableHttpServerConfig(**{**values, **overrides})  # type: ignore[arg-type]

@@ -1,0 +1,760 @@
+"""Streamable HTTP: an ASGI endpoint around the server core.
+
+One :class:`StreamableHttpEndpoint` serves one path in one mode (see
+:mod:`server_demo.config`): stateful with SSE (resumable), stateful with JSON,
+or stateless with JSON. Status decisions live in :mod:`server_demo.http_rules`;
+this module applies them, keeps the sessions, and routes the core's outgoing
+messages to the right SSE stream: a message belonging to a request goes on
+that request's POST stream, anything else on the session's standalone GET
+stream.
+
+Requests whose ``MCP-Protocol-Version`` is 2026-07-28 (or whose body carries
+the modern envelope) take the modern path on the same endpoint: no sessions,
+no GET or DELETE (405), header/body consistency checks, one request per POST.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from mcp_types import DEFAULT_NEGOTIATED_VERSION
+from mcp_types.jsonrpc import (
+    HEADER_MISMATCH,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    MISSING_REQUIRED_CLIENT_CAPABILITY,
+    PARSE_ERROR,
+    UNSUPPORTED_PROTOCOL_VERSION,
+)
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from starlette.types import Message, Receive, Scope, Send
+
+from pyodide_transport.errors import ConnectionClosedError, RemoteProtocolError
+from pyodide_transport.messages import (
+    JSONRPCError,
+    JSONRPCNotification,
+    JSONRPCRequest,
+    JSONRPCResponse,
+    RequestId,
+    TransportMessage,
+    message_from_obj,
+    message_to_obj,
+)
+
+from .config import StreamableHttpServerConfig
+from .core import Server, ServerSession
+from .errors import RequestError
+from .http_rules import (
+    ALLOWED_METHODS,
+    Rejection,
+    accepted_types,
+    check_accept,
+    check_content_type,
+    check_handshake_version,
+    check_security,
+    cors_headers,
+    preflight_headers,
+)
+from .modern import check_routing_headers, is_modern_request, parse_envelope
+from .sse import encode_event, encode_priming_event, parse_event_id
+
+__all__ = ["ERROR_STATUS", "HttpSession", "StreamableHttpEndpoint"]
+
+logger = logging.getLogger("server_demo.http")
+
+ERROR_STATUS: Final[Mapping[int, int]] = {
+    PARSE_ERROR: 400,
+    INVALID_REQUEST: 400,
+    INVALID_PARAMS: 400,
+    HEADER_MISMATCH: 400,
+    MISSING_REQUIRED_CLIENT_CAPABILITY: 400,
+    UNSUPPORTED_PROTOCOL_VERSION: 400,
+    METHOD_NOT_FOUND: 404,
+}
+"""HTTP status of a 2026-07-28 JSON error response, by JSON-RPC code (others: 200)."""
+
+_SSE_HEADERS: Final = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache, no-transform",
+    "X-Accel-Buffering": "no",
+}
+_FINISHED: Final = "finished"
+_CLOSE_EARLY: Final = "close-early"
+_DISCONNECTED: Final = "disconnected"
+_QueueItem = tuple[str | None, TransportMessage] | str
+
+
+def _is_response(message: TransportMessage) -> bool:
+    return isinstance(message, JSONRPCResponse | JSONRPCError)
+
+
+@dataclass(eq=False)
+class _Stream:
+    """One response stream: a POST's SSE stream, a POST's JSON collector, or the standalone GET stream."""
+
+    id: str
+    json: bool = False
+    standalone: bool = False
+    pending: set[RequestId] = field(default_factory=set)
+    responses: list[TransportMessage] = field(default_factory=list)
+    queue: asyncio.Queue[_QueueItem] | None = None
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def attach(self) -> asyncio.Queue[_QueueItem]:
+        self.queue = asyncio.Queue()
+        return self.queue
+
+    def detach(self) -> None:
+        self.queue = None
+
+    def finish(self) -> None:
+        self.finished.set()
+        if self.queue is not None:
+            self.queue.put_nowait(_FINISHED)
+
+
+class HttpSession:
+    """One HTTP session (or one stateless POST): the core session plus stream routing."""
+
+    def __init__(
+        self,
+        endpoint: StreamableHttpEndpoint,
+        session_id: str | None,
+        *,
+        back_channel: bool,
+        protocol_version: str | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.id = session_id
+        self.config = endpoint.config
+        self.store = self.config.event_store if session_id is not None else None
+        self.streams: dict[str, _Stream] = {}
+        self.by_request: dict[RequestId, _Stream] = {}
+        self.standalone: _Stream | None = None
+        self.last_seen = self.config.clock()
+        self._stream_ids = 0
+        self.core = ServerSession(
+            endpoint.server,
+            self._route,
+            back_channel=back_channel,
+            protocol_version=protocol_version,
+            on_request_done=self._request_done,
+            on_close_stream=self._close_stream,
+        )
+
+    # -- streams ----------------------------------------------------------------------------------
+    def new_stream(self, *, json_mode: bool = False, standalone: bool = False) -> _Stream:
+        """A new response stream (JSON collectors are not remembered: they cannot be resumed)."""
+        self._stream_ids += 1
+        prefix = (self.id or "x")[:8]
+        stream = _Stream(id=f"{prefix}-{self._stream_ids}", json=json_mode, standalone=standalone)
+        if not json_mode:
+            self.streams[stream.id] = stream
+            while len(self.streams) > 1000:  # forget the oldest finished streams
+                oldest = next(s for s in self.streams.values())
+                if not oldest.finished.is_set():
+                    break
+                del self.streams[oldest.id]
+        return stream
+
+    async def _push(self, stream: _Stream, message: TransportMessage) -> None:
+        if stream.json:
+            stream.responses.append(message)
+            return
+        event_id = await self.store.store_event(stream.id, message) if self.store is not None else None
+        if stream.queue is not None:
+            stream.queue.put_nowait((event_id, message))
+
+    async def _route(self, message: TransportMessage, related: RequestId | None) -> None:
+        stream = self.by_request.get(related) if related is not None else None
+        if stream is not None and (not stream.json or _is_response(message)):
+            await self._push(stream, message)
+            if _is_response(message):
+                self._settle(related, stream)  # type: ignore[arg-type]
+            return
+        standalone = self.standalone
+        if standalone is not None and not standalone.finished.is_set():
+            await self._push(standalone, message)
+            return
+        if isinstance(message, JSONRPCRequest):
+            raise ConnectionClosedError("no SSE stream is open to carry a request to the client (open a GET stream)")
+        logger.debug("dropping %s: no stream to carry it", getattr(message, "method", "message"))
+
+    def _settle(self, request_id: RequestId, stream: _Stream) -> None:
+        if self.by_request.get(request_id) is stream:
+            del self.by_request[request_id]
+        stream.pending.discard(request_id)
+        if not stream.pending:
+            stream.finish()
+
+    def _request_done(self, request_id: RequestId) -> None:
+        stream = self.by_request.get(request_id)
+        if stream is not None:  # ended without a response (cancelled)
+            self._settle(request_id, stream)
+
+    def _close_stream(self, request_id: RequestId) -> None:
+        stream = self.by_request.get(request_id)
+        if stream is not None and stream.queue is not None and self.store is not None:
+            stream.queue.put_nowait(_CLOSE_EARLY)
+            stream.detach()
+
+    async def prime(self, stream: _Stream) -> bytes:
+        """The priming event of a new SSE stream (stored, so its id can be resumed from)."""
+        if self.store is None:
+            return b""
+        event_id = await self.store.store_event(stream.id, None)
+        return encode_priming_event(event_id, self.config.retry_ms)
+
+    async def feed(self, messages: list[TransportMessage], stream: _Stream | None) -> None:
+        """Hand a POST's messages to the core; its requests answer on ``stream``."""
+        for message in messages:
+            if isinstance(message, JSONRPCRequest) and stream is not None:
+                stream.pending.add(message.id)
+                self.by_request[message.id] = stream
+            await self.core.handle(message)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a request runs or a client reads a stream (so the session is not idle)."""
+        return self.core.active_requests > 0 or any(s.queue is not None for s in self.streams.values())
+
+    async def close(self) -> None:
+        """End the session and every stream."""
+        await self.core.close()
+        for stream in self.streams.values():
+            stream.finish()
+        forget = getattr(self.store, "forget_stream", None)
+        if forget is not None:
+            for stream_id in self.streams:
+                forget(stream_id)
+
+
+class StreamableHttpEndpoint:
+    """An ASGI app serving one Streamable HTTP endpoint in one mode."""
+
+    def __init__(self, server: Server, config: StreamableHttpServerConfig) -> None:
+        self.server = server
+        self.config = config
+        self.sessions: dict[str, HttpSession] = {}
+
+    # -- ASGI entry ---------------------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one HTTP request."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        origin = headers.get("origin")
+        rejected = check_security(headers.get("host"), origin, self.config.security)
+        if rejected is not None:
+            await _send_rejection(send, rejected, {})
+            return
+        cors = cors_headers(origin, self.config.security)
+        method = scope["method"]
+        if method == "OPTIONS":
+            extra = (
+                preflight_headers(origin, headers.get("access-control-request-headers"), self.config.security)
+                if origin is not None
+                else {"Allow": ALLOWED_METHODS}
+            )
+            await _send_plain(send, 204, b"", extra)
+            return
+        await self._expire_idle()
+        version = headers.get("mcp-protocol-version")
+        if version in MODERN_PROTOCOL_VERSIONS and method != "POST":
+            await _send_rejection(send, Rejection(405, "Method Not Allowed", headers={"Allow": "POST, OPTIONS"}), cors)
+            return
+        if method == "POST":
+            await self._post(headers, receive, send, cors)
+        elif method == "GET":
+            await self._get(headers, receive, send, cors)
+        elif method == "DELETE":
+            await self._delete(headers, send, cors)
+        else:
+            allow = ALLOWED_METHODS if self.config.stateful else "POST, OPTIONS"
+            await _send_rejection(send, Rejection(405, "Method Not Allowed", headers={"Allow": allow}), cors)
+
+    async def close(self) -> None:
+        """Close every session (server shutdown)."""
+        for session_id in list(self.sessions):
+            await self._end_session(session_id)
+
+    # -- sessions -----------------------------------------------------------------------------------
+    async def _expire_idle(self) -> None:
+        now = self.config.clock()
+        for session_id, session in list(self.sessions.items()):
+            if not session.busy and now - session.last_seen > self.config.session_idle_timeout:
+                logger.info("session %s expired", session_id[:8])
+                await self._end_session(session_id)
+
+    async def _end_session(self, session_id: str) -> None:
+        session = self.sessions.pop(session_id, None)
+        if session is None:
+            return
+        await session.close()
+        if self.config.on_session_closed is not None:
+            self.config.on_session_closed(session_id)
+
+    def _lookup(self, headers: Mapping[str, str]) -> HttpSession | Rejection:
+        session_id = headers.get("mcp-session-id")
+        if session_id is None:
+            return Rejection(400, "Bad Request: Mcp-Session-Id header is required")
+        session = self.sessions.get(session_id)
+        if session is None:
+            return Rejection(404, "Session not found", code=-32001)
+        session.last_seen = self.config.clock()
+        return session
+
+    # -- POST ---------------------------------------------------------------------------------------
+    async def _post(self, headers: dict[str, str], receive: Receive, send: Send, cors: dict[str, str]) -> None:
+        rejected = check_content_type(headers.get("content-type")) or check_accept(
+            headers.get("accept"), need_json=True, need_sse=not self.config.json_response
+        )
+        body = None
+        if rejected is None:
+            body = await _read_body(headers, receive, self.config.max_body_bytes)
+            if isinstance(body, Rejection):
+                rejected = body
+        if rejected is not None or body is None or isinstance(body, Rejection):
+            await _send_rejection(send, rejected or Rejection(400, "Bad Request"), cors)
+            return
+        parsed = _parse_body(body)
+        if isinstance(parsed, Rejection):
+            await _send_rejection(send, parsed, cors)
+            return
+        messages, batch = parsed
+        version = headers.get("mcp-protocol-version")
+        first = messages[0]
+        if version in MODERN_PROTOCOL_VERSIONS or (
+            not batch and isinstance(first, JSONRPCRequest) and is_modern_request(first.method, first.params)
+        ):
+            await self._post_modern(headers, first if not batch else None, receive, send, cors)
+            return
+        rejected = check_handshake_version(version)
+        if rejected is None and batch:
+            rejected = Rejection(400, "Bad Request: JSON-RPC batches are not supported; send one message per POST")
+        if rejected is not None:
+            await _send_rejection(send, rejected, cors)
+            return
+        if isinstance(first, JSONRPCRequest) and first.method == "initialize":
+            await self._initialize(headers, first, receive, send, cors)
+            return
+        if not self.config.stateful:
+            session = HttpSession(
+                self, None, back_channel=False, protocol_version=version or DEFAULT_NEGOTIATED_VERSION
+            )
+            try:
+                await self._answer(session, messages, headers, receive, send, cors)
+            finally:
+                await session.close()
+            return
+        found = self._lookup(headers)
+        if isinstance(found, Rejection):
+            await _send_rejection(send, found, cors)
+            return
+        await self._answer(found, messages, headers, receive, send, {**cors, **self._session_headers(found)})
+
+    def _session_headers(self, session: HttpSession) -> dict[str, str]:
+        if session.id is None:
+            return {}
+        extra = {"Mcp-Session-Id": session.id}
+        if session.core.protocol_version is not None:
+            extra["MCP-Protocol-Version"] = session.core.protocol_version
+        return extra
+
+    async def _initialize(
+        self, headers: dict[str, str], request: JSONRPCRequest, receive: Receive, send: Send, cors: dict[str, str]
+    ) -> None:
+        generator = self.config.session_id_generator
+        if generator is not None and "mcp-session-id" in headers:
+            await _send_rejection(send, Rejection(400, "Bad Request: initialize must not carry Mcp-Session-Id"), cors)
+            return
+        if generator is not None and len(self.sessions) >= self.config.max_sessions:
+            await _send_rejection(
+                send,
+                Rejection(503, "Service Unavailable: too many sessions", code=None, headers={"Retry-After": "5"}),
+                cors,
+            )
+            return
+        session_id = generator() if generator is not None else None
+        session = HttpSession(self, session_id, back_channel=session_id is not None)
+        collector = session.new_stream(json_mode=True)
+        await session.feed([request], collector)
+        await collector.finished.wait()
+        response = collector.responses[0]
+        if session_id is None or not isinstance(response, JSONRPCResponse):
+            await session.close()
+            extra = cors
+        else:
+            self.sessions[session_id] = session
+            if self.config.on_session_initialized is not None:
+                self.config.on_session_initialized(session_id)
+            extra = {**cors, **self._session_headers(session)}
+        if self.config.json_response:
+            await _send_json(send, 200, message_to_obj(response), extra)
+            return
+        stream = session.new_stream()
+        priming = await session.prime(stream)
+        event_id = await session.store.store_event(stream.id, response) if session.store is not None else None
+        stream.finish()
+        await _send_start(send, 200, {**_SSE_HEADERS, **extra})
+        await _send_body(send, priming + encode_event(response, event_id), more=False)
+
+    async def _answer(
+        self,
+        session: HttpSession,
+        messages: list[TransportMessage],
+        headers: Mapping[str, str],
+        receive: Receive,
+        send: Send,
+        extra: dict[str, str],
+    ) -> None:
+        """Feed a POST's messages and answer: 202, JSON, or an SSE stream.
+
+        A JSON-mode endpoint still streams a request that asked for progress
+        (sent a progress token) when the client accepts SSE: JSON cannot carry
+        the notifications the client explicitly asked for.
+        """
+        if not any(isinstance(m, JSONRPCRequest) for m in messages):
+            await session.feed(messages, None)
+            await _send_plain(send, 202, b"", extra)
+            return
+        if self.config.json_response and not _wants_progress_stream(messages, headers):
+            collector = session.new_stream(json_mode=True)
+            await session.feed(messages, collector)
+            if not await _wait_or_disconnect(collector.finished.wait(), receive):
+                return
+            payload = [message_to_obj(m) for m in collector.responses]
+            if payload:
+                await _send_json(send, 200, payload[0] if len(payload) == 1 else payload, extra)
+            else:
+                await _send_plain(send, 202, b"", extra)  # every request was cancelled
+            return
+        stream = session.new_stream()
+        queue = stream.attach()
+        priming = await session.prime(stream)
+        await session.feed(messages, stream)
+        await self._write_stream(stream, queue, send, receive, extra, priming)
+
+    async def _write_stream(
+        self,
+        stream: _Stream,
+        queue: asyncio.Queue[_QueueItem],
+        send: Send,
+        receive: Receive,
+        extra: dict[str, str],
+        head: bytes,
+        skip_through: int = -1,
+    ) -> None:
+        """Write an SSE stream until it finishes, is closed early, or the client goes away.
+
+        A client that goes away does not cancel anything: the stream's later
+        events wait in the event store for a resumption.
+        """
+        await _send_start(send, 200, {**_SSE_HEADERS, **extra})
+        await _send_body(send, head)
+        watcher = asyncio.create_task(_watch_disconnect(receive, queue))
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, str):
+                    if item == _DISCONNECTED and stream.queue is queue:
+                        stream.detach()
+                    break
+                event_id, message = item
+                if event_id is not None:
+                    parsed = parse_event_id(event_id)
+                    if parsed is not None and parsed[1] <= skip_through:
+                        continue  # already replayed from the store
+                try:
+                    await _send_body(send, encode_event(message, event_id))
+                except OSError:
+                    if stream.queue is queue:
+                        stream.detach()
+                    return
+            with contextlib.suppress(OSError):
+                await _send_body(send, b"", more=False)
+        finally:
+            watcher.cancel()
+            if stream.queue is queue and stream.finished.is_set():
+                stream.detach()
+
+    # -- GET ----------------------------------------------------------------------------------------
+    async def _get(self, headers: dict[str, str], receive: Receive, send: Send, cors: dict[str, str]) -> None:
+        if not self.config.stateful:
+            await _send_rejection(
+                send,
+                Rejection(405, "Method Not Allowed: this endpoint is stateless", headers={"Allow": "POST, OPTIONS"}),
+                cors,
+            )
+            return
+        rejected = check_accept(headers.get("accept"), need_json=False, need_sse=True) or check_handshake_version(
+            headers.get("mcp-protocol-version")
+        )
+        if rejected is not None:
+            await _send_rejection(send, rejected, cors)
+            return
+        found = self._lookup(headers)
+        if isinstance(found, Rejection):
+            await _send_rejection(send, found, cors)
+            return
+        session = found
+        extra = {**cors, **self._session_headers(session)}
+        last_event_id = headers.get("last-event-id")
+        if last_event_id is not None:
+            await self._resume(session, last_event_id, receive, send, extra)
+            return
+        current = session.standalone
+        if current is not None and current.queue is not None and not current.finished.is_set():
+            await _send_rejection(
+                send, Rejection(409, "Conflict: a standalone SSE stream is already open for this session"), extra
+            )
+            return
+        if current is not None:
+            current.finish()
+        stream = session.new_stream(standalone=True)
+        session.standalone = stream
+        queue = stream.attach()
+        priming = await session.prime(stream)
+        await self._write_stream(stream, queue, send, receive, extra, priming)
+
+    async def _resume(
+        self, session: HttpSession, last_event_id: str, receive: Receive, send: Send, extra: dict[str, str]
+    ) -> None:
+        parsed = parse_event_id(last_event_id)
+        stream = session.streams.get(parsed[0]) if parsed is not None else None
+        if stream is None or session.store is None or parsed is None:
+            await _send_rejection(send, Rejection(400, "Bad Request: unknown Last-Event-ID for this session"), extra)
+            return
+        if stream.queue is not None:
+            await _send_rejection(send, Rejection(409, "Conflict: this stream is already being read"), extra)
+            return
+        queue = stream.attach()  # live events from now on; the store covers everything before
+        replayed: list[bytes] = []
+        last_seq = parsed[1]
+
+        async def collect(event_id: str, message: TransportMessage) -> None:
+            nonlocal last_seq
+            replayed.append(encode_event(message, event_id))
+            seq = parse_event_id(event_id)
+            if seq is not None:
+                last_seq = max(last_seq, seq[1])
+
+        await session.store.replay_events_after(last_event_id, collect)
+        if stream.finished.is_set():
+            queue.put_nowait(_FINISHED)
+        await self._write_stream(stream, queue, send, receive, extra, b"".join(replayed), last_seq)
+
+    # -- DELETE -------------------------------------------------------------------------------------
+    async def _delete(self, headers: dict[str, str], send: Send, cors: dict[str, str]) -> None:
+        if not self.config.stateful:
+            await _send_rejection(
+                send,
+                Rejection(405, "Method Not Allowed: this endpoint is stateless", headers={"Allow": "POST, OPTIONS"}),
+                cors,
+            )
+            return
+        found = self._lookup(headers)
+        if isinstance(found, Rejection):
+            await _send_rejection(send, found, cors)
+            return
+        assert found.id is not None
+        await self._end_session(found.id)
+        await _send_plain(send, 200, b"", cors)
+
+    # -- the 2026-07-28 path --------------------------------------------------------------------------
+    async def _post_modern(
+        self,
+        headers: dict[str, str],
+        message: TransportMessage | None,
+        receive: Receive,
+        send: Send,
+        cors: dict[str, str],
+    ) -> None:
+        if message is None or _is_response(message):
+            rejected = Rejection(400, "Bad Request: send one JSON-RPC request or notification per POST")
+            await _send_rejection(send, rejected, cors)
+            return
+        if isinstance(message, JSONRPCNotification):
+            version = headers.get("mcp-protocol-version")
+            if version not in MODERN_PROTOCOL_VERSIONS:
+                await _send_rejection(send, check_handshake_version(version) or Rejection(400, "Bad Request"), cors)
+                return
+            await _send_plain(send, 202, b"", cors)
+            return
+        assert isinstance(message, JSONRPCRequest)
+        ladder = _modern_ladder(message, headers)
+        if ladder is None and message.method == "subscriptions/listen":
+            ladder = check_accept(headers.get("accept"), need_json=False, need_sse=True)
+        if ladder is not None:
+            await _send_json(send, ladder.status, _error_obj(message.id, ladder), cors)
+            return
+        queue: asyncio.Queue[TransportMessage] = asyncio.Queue()
+
+        async def sink(out: TransportMessage, related: RequestId | None) -> None:
+            if related == message.id:
+                queue.put_nowait(out)
+
+        core = ServerSession(self.server, sink, back_channel=False)
+        try:
+            await core.handle(message)
+            use_sse = (
+                not self.config.json_response
+                or message.method == "subscriptions/listen"
+                or _wants_progress_stream([message], headers)
+            )
+            first = await _wait_or_disconnect(queue.get(), receive)
+            if first is None:
+                return  # the client closed the stream: that is the cancellation
+            if _is_response(first) or not use_sse:
+                while not _is_response(first):
+                    first = await queue.get()
+                status = ERROR_STATUS.get(first.error.code, 200) if isinstance(first, JSONRPCError) else 200
+                await _send_json(send, status, message_to_obj(first), cors)
+                return
+            stream_queue: asyncio.Queue[_QueueItem] = asyncio.Queue()
+            stream_queue.put_nowait((None, first))
+
+            async def pump() -> None:
+                while True:
+                    out = await queue.get()
+                    stream_queue.put_nowait((None, out))
+                    if _is_response(out):
+                        stream_queue.put_nowait(_FINISHED)
+                        return
+
+            pumping = asyncio.create_task(pump())
+            try:
+                await self._write_stream(_Stream("modern"), stream_queue, send, receive, cors, b"")
+            finally:
+                pumping.cancel()
+        finally:
+            await core.close()
+
+
+def _modern_ladder(request: JSONRPCRequest, headers: Mapping[str, str]) -> Rejection | None:
+    """Envelope shape (-32602), then header consistency (-32020), then version (-32022)."""
+    version_error: RequestError | None = None
+    try:
+        parse_envelope(request.params)
+    except RequestError as exc:
+        if exc.code != UNSUPPORTED_PROTOCOL_VERSION:
+            return Rejection(400, exc.message, code=exc.code, data=exc.data)
+        version_error = exc
+    try:
+        check_routing_headers(request.method, request.params, headers)
+    except RequestError as exc:
+        return Rejection(400, exc.message, code=exc.code, data=exc.data)
+    if version_error is not None:
+        return Rejection(400, version_error.message, code=version_error.code, data=version_error.data)
+    return None
+
+
+def _wants_progress_stream(messages: list[TransportMessage], headers: Mapping[str, str]) -> bool:
+    """Whether a request asked for progress and the client accepts an SSE answer."""
+    if not accepted_types(headers.get("accept"))[1]:
+        return False
+    for message in messages:
+        if isinstance(message, JSONRPCRequest):
+            meta = (message.params or {}).get("_meta")
+            if isinstance(meta, dict) and meta.get("progressToken") is not None:
+                return True
+    return False
+
+
+def _error_obj(request_id: RequestId | None, rejection: Rejection) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": rejection.code, "message": rejection.message}
+    if rejection.data is not None:
+        error["data"] = rejection.data
+    return {"jsonrpc": "2.0", "id": request_id, "error": error}
+
+
+def _parse_body(body: bytes) -> tuple[list[TransportMessage], bool] | Rejection:
+    """Decode a POST body into messages (and whether it was a batch), or a 400."""
+    try:
+        obj = json.loads(body)
+    except (ValueError, RecursionError):
+        return Rejection(400, "Parse error: the body is not valid JSON", code=PARSE_ERROR)
+    items = obj if isinstance(obj, list) else [obj]
+    if not items:
+        return Rejection(400, "Invalid Request: empty batch")
+    try:
+        return [message_from_obj(item) for item in items], isinstance(obj, list)
+    except RemoteProtocolError as exc:
+        return Rejection(400, f"Invalid Request: {exc}")
+
+
+async def _read_body(headers: Mapping[str, str], receive: Receive, limit: int) -> bytes | Rejection:
+    too_big = Rejection(413, f"Payload Too Large: the limit is {limit} bytes")
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return too_big
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return Rejection(400, "client disconnected")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return too_big
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _watch_disconnect(receive: Receive, queue: asyncio.Queue[_QueueItem]) -> None:
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            queue.put_nowait(_DISCONNECTED)
+            return
+
+
+async def _wait_or_disconnect(awaitable: Any, receive: Receive) -> Any:
+    """Await ``awaitable`` unless the client disconnects first (then None)."""
+    work = asyncio.ensure_future(awaitable)
+    disconnect_queue: asyncio.Queue[_QueueItem] = asyncio.Queue()
+    watcher = asyncio.create_task(_watch_disconnect(receive, disconnect_queue))
+    try:
+        done, _ = await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        if work in done:
+            return work.result() if work.result() is not None else True
+        work.cancel()
+        return None
+    finally:
+        watcher.cancel()
+
+
+def _headers_list(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
+async def _send_start(send: Send, status: int, headers: Mapping[str, str]) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": _headers_list(headers)})
+
+
+async def _send_body(send: Send, body: bytes, *, more: bool = True) -> None:
+    await send({"type": "http.response.body", "body": body, "more_body": more})
+
+
+async def _send_plain(send: Send, status: int, body: bytes, headers: Mapping[str, str]) -> None:
+    await _send_start(send, status, {**headers, "Content-Length": str(len(body))})
+    await _send_body(send, body, more=False)
+
+
+async def _send_json(send: Send, status: int, obj: Any, headers: Mapping[str, str]) -> None:
+    body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    await _send_plain(send, status, body, {**headers, "Content-Type": "application/json"})
+
+
+async def _send_rejection(send: Send, rejection: Rejection, headers: Mapping[str, str]) -> None:
+    body = rejection.body()
+    await _send_plain(
+        send, rejection.status, body, {**headers, **rejection.headers, "Content-Type": rejection.media_type}
+    )
