@@ -761,6 +761,6 @@ class Exchange:
             return None
         if self.modern and message.error.code in MODERN_ERROR_CODES:
             return message.model_copy(update={"id": ids[0]})  # may be id:null: still ours
-        if self.modern and self.status == 400:
+        if self.modern and self.status == 400 and self.method == "server/discover":
             return None  # not a modern server: the HTTP status error lets the Client fall back
         return message if message.id == ids[0] else None
