@@ -1,0 +1,884 @@
+"""The MCP explorer page (Pyodide only): wires the pure view logic to the DOM and a Client.
+
+Connection panel, tools (generated forms, results, progress, cancel),
+resources (templates, subscriptions), prompts, the server log and the
+message trace. Everything the server sends is rendered by
+:func:`ptsite.dom.block_node` or ``textContent``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+import js
+import mcp_types as mt
+from mcp_types.version import KNOWN_PROTOCOL_VERSIONS
+
+import pyodide_transport as pt
+from pyodide_transport.client import Client
+from pyodide_transport.connection import transport_for
+from pyodide_transport.errors import MCPError
+
+from .dom import FormView, Scope, block_node, by_testid, clear, el, report_error, set_error_sink, set_text, spawn
+from .forms import build_form, parse_json_arguments
+from .settings import (
+    TRANSPORTS,
+    Settings,
+    deep_link,
+    describe_error,
+    endpoint_url,
+    expand_uri_template,
+    parse_deep_link,
+    template_variables,
+)
+from .tracing import TraceEntry, TracingTransport
+from .views import capability_summary, log_view, prompt_views, resource_contents_blocks, result_view
+
+__all__ = ["Explorer", "main"]
+
+MAX_TRACE = 1000
+MAX_LOG = 1000
+USER_REJECTED = -1
+
+
+def _dump(model: Any) -> dict[str, Any]:
+    return model.model_dump(mode="json", by_alias=True, exclude_none=True)  # type: ignore[no-any-return]
+
+
+def _clock(wall: float) -> str:
+    """Local wall-clock time with milliseconds, from the browser's clock."""
+    date = js.Date.new(wall * 1000)
+    return f"{str(date.toTimeString())[:8]}.{int(wall * 1000) % 1000:03d}"
+
+
+class Explorer:
+    """The explorer page's state and event handlers."""
+
+    def __init__(self) -> None:
+        self.client: Client | None = None
+        self.url = ""
+        self.scope = Scope()  # static page controls
+        self.tool_scope = Scope()  # the selected tool's form
+        self.resource_scope = Scope()
+        self.prompt_scope = Scope()
+        self.dialog_scope = Scope()
+        self.list_scope = Scope()
+        self.tools: list[mt.Tool] = []
+        self.resources: list[mt.Resource] = []
+        self.templates: list[mt.ResourceTemplate] = []
+        self.prompts: list[mt.Prompt] = []
+        self.call_task: asyncio.Future[Any] | None = None
+        self.viewing_uri: str | None = None
+        self.update_count = 0
+        self.trace_count = 0
+        self.log_count = 0
+
+    # ------------------------------------------------------------ page setup
+
+    def setup(self) -> None:
+        """Fill the static controls from the deep link and bind their events."""
+        origin = str(js.location.origin)
+        settings = parse_deep_link(str(js.location.search), origin)
+        select = by_testid("transport-select")
+        for choice in TRANSPORTS.values():
+            select.appendChild(el("option", choice.label, value=choice.key))
+        protocol = by_testid("protocol-select")
+        for version in reversed(KNOWN_PROTOCOL_VERSIONS):
+            protocol.appendChild(el("option", version, value=version))
+        by_testid("server-url").value = settings.server
+        select.value = settings.transport
+        by_testid("header-name").value = settings.header_name
+        by_testid("header-value").value = settings.header_value
+        self._transport_hint()
+        set_text(
+            by_testid("runtime-info"),
+            f"Python {sys.version.split()[0]} · Pyodide · pyodide-transport {pt.__version__}",
+        )
+        set_error_sink(self._show_app_error)
+
+        self.scope.on(by_testid("connect-button"), "click", lambda _e: self.connect())
+        self.scope.on(by_testid("disconnect-button"), "click", lambda _e: self.disconnect())
+        self.scope.on(select, "change", lambda _e: self._transport_hint())
+        for name in ("server-url", "transport-select"):
+            self.scope.on(by_testid(name), "change", lambda _e: self._update_share_link())
+        self.scope.on(by_testid("server-url"), "keydown", self._enter_connects)
+        self.scope.on(by_testid("tools-refresh"), "click", lambda _e: self.load_tools())
+        self.scope.on(by_testid("resources-refresh"), "click", lambda _e: self.load_resources())
+        self.scope.on(by_testid("prompts-refresh"), "click", lambda _e: self.load_prompts())
+        self.scope.on(by_testid("log-level"), "change", lambda _e: self.apply_log_level())
+        self.scope.on(by_testid("log-clear"), "click", lambda _e: self._clear_log())
+        self.scope.on(by_testid("trace-clear"), "click", lambda _e: self._clear_trace())
+        for tab in js.document.querySelectorAll("[data-tab]"):
+            name = str(tab.dataset.tab)
+            self.scope.on(tab, "click", lambda _e, name=name: self.show_tab(name))
+        self._update_share_link()
+        by_testid("connect-button").disabled = False
+        js.document.body.classList.remove("booting")
+        js.document.body.dataset.ready = "true"
+        if settings.autoconnect:
+            spawn(self.connect())
+
+    def _enter_connects(self, evt: Any) -> Any:
+        if str(evt.key) == "Enter" and self.client is None:
+            return self.connect()
+        return None
+
+    def _show_app_error(self, text: str) -> None:
+        node = by_testid("app-error")
+        set_text(node, text)
+        node.hidden = False
+
+    def _settings(self) -> Settings:
+        return Settings(
+            server=str(by_testid("server-url").value).strip(),
+            transport=str(by_testid("transport-select").value),
+            header_name=str(by_testid("header-name").value).strip(),
+            header_value=str(by_testid("header-value").value).strip(),
+        )
+
+    def _transport_hint(self) -> None:
+        choice = TRANSPORTS.get(str(by_testid("transport-select").value))
+        hint = ""
+        if choice is not None:
+            hint = f"{choice.path} · {choice.blurb}"
+            if choice.websocket:
+                hint += ". Browsers cannot send custom headers on a WebSocket: the header is not sent."
+        set_text(by_testid("transport-hint"), hint)
+
+    def _update_share_link(self) -> None:
+        by_testid("share-link").setAttribute("href", "./index.html" + deep_link(self._settings()))
+
+    def show_tab(self, name: str) -> None:
+        """Show one pane."""
+        for tab in js.document.querySelectorAll("[data-tab]"):
+            tab.classList.toggle("active", str(tab.dataset.tab) == name)
+        for pane in js.document.querySelectorAll("[data-pane]"):
+            pane.classList.toggle("active", str(pane.dataset.pane) == name)
+
+    # ------------------------------------------------------------ connection
+
+    def _status(self, state: str, text: str) -> None:
+        node = by_testid("connection-status")
+        node.dataset.state = state
+        set_text(node, text)
+
+    def _error(self, text: str) -> None:
+        node = by_testid("connection-error")
+        set_text(node, text)
+        node.hidden = not text
+
+    def _set_connected_controls(self, connected: bool) -> None:
+        by_testid("connect-button").disabled = connected
+        by_testid("disconnect-button").disabled = not connected
+        for name in ("tools-refresh", "resources-refresh", "prompts-refresh"):
+            by_testid(name).disabled = not connected
+        for name in ("server-url", "transport-select", "header-name", "header-value", "protocol-select"):
+            by_testid(name).disabled = connected
+
+    async def connect(self) -> None:
+        """Connect with the panel's settings and load everything the server offers."""
+        if self.client is not None:
+            return
+        settings = self._settings()
+        self._error("")
+        try:
+            url = endpoint_url(settings.server, settings.transport)
+        except ValueError as exc:
+            self._status("error", "Not connected")
+            self._error(str(exc))
+            return
+        self.url = url
+        choice = TRANSPORTS[settings.transport]
+        options: dict[str, Any] = {}
+        if settings.header_name and not choice.websocket:
+            options["headers"] = {settings.header_name: settings.header_value}
+        by_testid("connect-button").disabled = True
+        self._status("connecting", f"Connecting to {url}…")
+        try:
+            transport = TracingTransport(transport_for(url, **options), self._on_trace)
+            client = Client(
+                transport,
+                client_info=mt.Implementation(name="pyodide-transport-explorer", version=pt.__version__),
+                protocol_version=str(by_testid("protocol-select").value) or None,
+                on_log=self._on_log,
+                on_tools_list_changed=lambda: self.load_tools(),
+                on_resources_list_changed=lambda: self.load_resources(),
+                on_prompts_list_changed=lambda: self.load_prompts(),
+                on_resource_updated=self._on_resource_updated,
+                sampling_handler=self._sampling,
+                elicitation_handler=self._elicitation,
+                on_error=self._on_client_error,
+            )
+            await client.connect()
+        except Exception as exc:
+            self._status("error", "Connection failed")
+            self._error(describe_error(exc, url))
+            by_testid("connect-button").disabled = False
+            return
+        self.client = client
+        self._set_connected_controls(True)
+        self._show_server_info(client, url)
+        self._status("connected", f"Connected · {choice.label}")
+        self._update_share_link()
+        caps = client.server_capabilities
+        if caps is not None and caps.logging is not None:
+            await self.apply_log_level()
+        await asyncio.gather(self.load_tools(), self.load_resources(), self.load_prompts())
+
+    def _show_server_info(self, client: Client, url: str) -> None:
+        info = client.server_info
+        name = f"{info.title or info.name} {info.version}" if info else "(the server did not say)"
+        set_text(by_testid("server-name"), name)
+        set_text(by_testid("protocol-version"), f"{client.protocol_version} ({client.era} era)")
+        set_text(by_testid("endpoint-url"), url)
+        caps = by_testid("server-capabilities")
+        clear(caps)
+        summary = capability_summary(_dump(client.server_capabilities) if client.server_capabilities else None)
+        for label in summary or ["none"]:
+            caps.appendChild(el("li", label))
+        set_text(by_testid("server-instructions"), client.instructions or "—")
+        by_testid("server-info").hidden = False
+
+    async def disconnect(self) -> None:
+        """Close the session and reset the panes."""
+        client, self.client = self.client, None
+        if self.call_task is not None:
+            self.call_task.cancel()
+        if client is not None:
+            await client.close()
+        self._set_connected_controls(False)
+        self._status("disconnected", "Disconnected")
+        by_testid("server-info").hidden = True
+        self.tools, self.resources, self.templates, self.prompts = [], [], [], []
+        self.viewing_uri = None
+        for scope in (self.tool_scope, self.resource_scope, self.prompt_scope, self.list_scope):
+            scope.clear()
+        for name, text in (("tool-list", "tools"), ("resource-list", "resources"), ("prompt-list", "prompts")):
+            clear(by_testid(name))
+            by_testid(name).appendChild(el("li", f"Connect to list {text}.", cls="empty"))
+        clear(by_testid("template-list"))
+        for name, text in (("tool-detail", "a tool"), ("resource-detail", "a resource"), ("prompt-detail", "a prompt")):
+            clear(by_testid(name))
+            by_testid(name).appendChild(el("p", f"Select {text}.", cls="empty"))
+        for name in ("tools-count", "resources-count", "prompts-count"):
+            set_text(by_testid(name), "")
+
+    def _require(self) -> Client:
+        if self.client is None:
+            raise RuntimeError("not connected")
+        return self.client
+
+    def _on_client_error(self, exc: Exception) -> None:
+        self._add_log("client", "pyodide-transport", f"{type(exc).__name__}: {exc}")
+        client = self.client
+        if client is not None and not client.is_connected():
+            self._status("error", "Connection lost")
+            self._error(describe_error(exc, self.url))
+
+    # ------------------------------------------------------------------ lists
+
+    def _fill_list(self, testid: str, items: list[tuple[str, str, str]], on_pick: Any, empty: str) -> None:
+        """Fill a list with buttons (key, name, description); ``on_pick(key)`` on click."""
+        node = by_testid(testid)
+        clear(node)
+        if not items:
+            node.appendChild(el("li", empty, cls="empty"))
+        for key, name, desc in items:
+            button = el(
+                "button",
+                type="button",
+                testid=f"{testid.removesuffix('-list')}-item-{key}",
+                data_key=key,
+                children=[el("span", name, cls="name"), el("span", desc, cls="desc", title=desc)],
+            )
+            self.list_scope.on(button, "click", lambda _e, key=key: on_pick(key))
+            node.appendChild(el("li", children=[button]))
+
+    def _select_in(self, testid: str, key: str) -> None:
+        for button in by_testid(testid).querySelectorAll("button[data-key]"):
+            button.classList.toggle("selected", str(button.dataset.key) == key)
+
+    async def load_tools(self) -> None:
+        """List the server's tools."""
+        client = self._require()
+        caps = client.server_capabilities
+        if caps is not None and caps.tools is None:
+            self._fill_list("tool-list", [], None, "This server offers no tools.")
+            return
+        try:
+            self.tools = list((await client.list_tools()).tools)
+        except Exception as exc:
+            self._fill_list("tool-list", [], None, f"Listing tools failed: {describe_error(exc)}")
+            return
+        items = [(t.name, t.name, t.title or t.description or "") for t in self.tools]
+        self._fill_list("tool-list", items, self.select_tool, "No tools.")
+        set_text(by_testid("tools-count"), str(len(self.tools)))
+
+    async def load_resources(self) -> None:
+        """List resources and templates."""
+        client = self._require()
+        caps = client.server_capabilities
+        if caps is not None and caps.resources is None:
+            self._fill_list("resource-list", [], None, "This server offers no resources.")
+            return
+        try:
+            self.resources = list((await client.list_resources()).resources)
+            self.templates = list((await client.list_resource_templates()).resource_templates)
+        except Exception as exc:
+            self._fill_list("resource-list", [], None, f"Listing resources failed: {describe_error(exc)}")
+            return
+        items = [(r.uri, r.name, r.uri) for r in self.resources]
+        self._fill_list("resource-list", items, self.read_resource, "No resources.")
+        templates = [(t.name, t.name, t.uri_template) for t in self.templates]
+        self._fill_list("template-list", templates, self.select_template, "No templates.")
+        set_text(by_testid("resources-count"), str(len(self.resources) + len(self.templates)))
+
+    async def load_prompts(self) -> None:
+        """List prompts."""
+        client = self._require()
+        caps = client.server_capabilities
+        if caps is not None and caps.prompts is None:
+            self._fill_list("prompt-list", [], None, "This server offers no prompts.")
+            return
+        try:
+            self.prompts = list((await client.list_prompts()).prompts)
+        except Exception as exc:
+            self._fill_list("prompt-list", [], None, f"Listing prompts failed: {describe_error(exc)}")
+            return
+        items = [(p.name, p.name, p.title or p.description or "") for p in self.prompts]
+        self._fill_list("prompt-list", items, self.select_prompt, "No prompts.")
+        set_text(by_testid("prompts-count"), str(len(self.prompts)))
+
+    # ------------------------------------------------------------------ tools
+
+    def select_tool(self, name: str) -> None:
+        """Show a tool's form."""
+        tool = next((t for t in self.tools if t.name == name), None)
+        if tool is None:
+            return
+        self._select_in("tool-list", name)
+        self.tool_scope.clear()
+        detail = by_testid("tool-detail")
+        clear(detail)
+        schema = _dump(tool)["inputSchema"]
+        form = build_form(schema)
+        head = el("div", cls="detail-head", children=[el("h3", tool.name, testid="tool-title")])
+        if tool.title:
+            head.appendChild(el("span", tool.title, cls="muted"))
+        if tool.annotations is not None:
+            for flag, label in (
+                ("read_only_hint", "read-only"),
+                ("destructive_hint", "destructive"),
+                ("idempotent_hint", "idempotent"),
+            ):
+                if getattr(tool.annotations, flag):
+                    head.appendChild(el("span", label, cls="badge warn" if flag == "destructive_hint" else "badge"))
+        detail.appendChild(head)
+        if tool.description:
+            detail.appendChild(el("p", tool.description, cls="muted", testid="tool-description"))
+
+        view = FormView(form, self.tool_scope)
+        json_box = el("textarea", cls="code", testid="json-editor", spellcheck="false", hidden=True, rows=8)
+        mode = el("button", "Edit as JSON", type="button", cls="small-btn", testid="form-mode-toggle")
+        if form.fallback:
+            view.node.hidden = True
+            json_box.hidden = False
+            json_box.value = "{}"
+            mode.disabled = True
+            note = f"The form cannot express this schema ({form.fallback}): edit the arguments as JSON."
+            detail.appendChild(el("p", note, cls="hint"))
+        mode_row = el(
+            "div",
+            cls="mode-row",
+            children=[el("strong", "Arguments", cls="small"), mode],
+        )
+        detail.appendChild(mode_row)
+        detail.appendChild(view.node)
+        detail.appendChild(json_box)
+        json_error = el("p", cls="error-text", testid="json-error", hidden=True)
+        detail.appendChild(json_error)
+
+        def toggle(_evt: Any) -> None:
+            if json_box.hidden:
+                args, _ = view.values()
+                view.show_errors({})
+                json_box.value = json.dumps(args, indent=2)
+                json_box.hidden, view.node.hidden = False, True
+                set_text(mode, "Back to the form")
+            else:
+                json_box.hidden, view.node.hidden = True, False
+                set_text(mode, "Edit as JSON")
+
+        self.tool_scope.on(mode, "click", toggle)
+
+        call = el("button", "Call tool", type="button", cls="primary", testid="call-button")
+        cancel = el("button", "Cancel", type="button", cls="danger", testid="cancel-button", disabled=True)
+        detail.appendChild(el("div", cls="buttons", children=[call, cancel]))
+        bar = el("progress", testid="progress-bar", max="1")
+        bar_text = el("span", "", cls="small muted", testid="progress-text")
+        progress_row = el("div", cls="progress-row", testid="progress", hidden=True, children=[bar, bar_text])
+        detail.appendChild(progress_row)
+        result_box = el("div", testid="tool-result-box")
+        detail.appendChild(result_box)
+
+        def arguments() -> dict[str, Any] | None:
+            if not json_box.hidden:
+                args, problem = parse_json_arguments(str(json_box.value))
+                set_text(json_error, problem)
+                json_error.hidden = not problem
+                return args
+            args, errors = view.values()
+            return None if errors else args
+
+        async def run(_evt: Any) -> None:
+            args = arguments()
+            if args is None:
+                return
+            call.disabled, cancel.disabled = True, False
+            progress_row.hidden = True
+            bar.removeAttribute("value")
+            set_text(bar_text, "")
+            clear(result_box)
+            result_box.appendChild(el("p", "Calling…", cls="muted", testid="call-pending"))
+
+            def on_progress(value: float, total: float | None, message: str | None) -> None:
+                progress_row.hidden = False
+                if total:
+                    bar.max = total
+                    bar.value = value
+                    text = f"{value:g} / {total:g}"
+                else:
+                    bar.removeAttribute("value")
+                    text = f"{value:g}"
+                set_text(bar_text, f"{text}{' · ' + message if message else ''}")
+
+            client = self._require()
+            self.call_task = asyncio.ensure_future(client.call_tool(tool.name, args, progress=on_progress))
+            try:
+                result = await self.call_task
+            except asyncio.CancelledError:
+                self._render_outcome(result_box, "Cancelled: the server was told to stop.", "cancelled")
+            except MCPError as exc:
+                self._render_outcome(result_box, f"The server refused the call: {exc}", "error")
+            except Exception as exc:
+                self._render_outcome(result_box, describe_error(exc, self.url), "error")
+            else:
+                self._render_result(result_box, _dump(result))
+            finally:
+                self.call_task = None
+                call.disabled, cancel.disabled = False, True
+
+        def stop(_evt: Any) -> None:
+            if self.call_task is not None:
+                self.call_task.cancel()
+
+        self.tool_scope.on(call, "click", run)
+        self.tool_scope.on(cancel, "click", stop)
+
+    def _render_outcome(self, box: Any, text: str, state: str) -> None:
+        clear(box)
+        head = el("div", cls="result-head", children=[el("span", state, testid="result-status")])
+        body = el("div", cls="result-body", children=[el("pre", text, cls="block notice", testid="result-block")])
+        box.appendChild(el("div", cls="result error", testid="tool-result", data_state=state, children=[head, body]))
+
+    def _render_result(self, box: Any, raw: dict[str, Any]) -> None:
+        view = result_view(raw)
+        clear(box)
+        state = "error" if view.is_error else "ok"
+        label = "Tool error (isError)" if view.is_error else "Result"
+        head = el(
+            "div",
+            cls="result-head",
+            children=[el("span", label, testid="result-status"), el("span", f"{len(view.blocks)} content blocks")],
+        )
+        body = el("div", cls="result-body")
+        for block in view.blocks:
+            body.appendChild(block_node(block, on_link=self._open_resource_link, scope=self.tool_scope))
+        if view.structured is not None:
+            body.appendChild(
+                el(
+                    "div",
+                    cls="structured",
+                    children=[
+                        el("h4", "structuredContent"),
+                        el("pre", view.structured, cls="block json", testid="result-structured"),
+                    ],
+                )
+            )
+        box.appendChild(el("div", cls=f"result {state}", testid="tool-result", data_state=state, children=[head, body]))
+
+    async def _open_resource_link(self, uri: str) -> None:
+        self.show_tab("resources")
+        await self.read_resource(uri)
+
+    # -------------------------------------------------------------- resources
+
+    async def read_resource(self, uri: str) -> None:
+        """Read a resource and show it, with a subscribe toggle."""
+        self._select_in("resource-list", uri)
+        self._select_in("template-list", "")
+        client = self._require()
+        self.resource_scope.clear()
+        detail = by_testid("resource-detail")
+        clear(detail)
+        self.viewing_uri, self.update_count = uri, 0
+        detail.appendChild(el("div", cls="detail-head", children=[el("h3", uri, testid="resource-uri")]))
+        caps = client.server_capabilities
+        can_subscribe = bool(caps and caps.resources and caps.resources.subscribe)
+        subscribed = uri in client.subscriptions
+        toggle = el(
+            "button",
+            "Unsubscribe" if subscribed else "Subscribe to updates",
+            type="button",
+            testid="subscribe-button",
+            disabled=not can_subscribe,
+        )
+        live = el("span", "", cls="badge ok", testid="resource-live", hidden=not subscribed)
+        detail.appendChild(el("div", cls="buttons", children=[toggle, live]))
+        content = el("div", cls="result-body", testid="resource-content")
+        detail.appendChild(content)
+
+        async def flip(_evt: Any) -> None:
+            toggle.disabled = True
+            try:
+                if uri in client.subscriptions:
+                    await client.unsubscribe(uri)
+                else:
+                    await client.subscribe(uri)
+            except Exception as exc:
+                self._add_log("client", "explorer", f"subscription change failed: {describe_error(exc)}")
+            now = uri in client.subscriptions
+            set_text(toggle, "Unsubscribe" if now else "Subscribe to updates")
+            live.hidden = not now
+            set_text(live, f"live · {self.update_count} updates")
+            toggle.disabled = False
+
+        self.resource_scope.on(toggle, "click", flip)
+        await self._show_contents(uri, content)
+
+    async def _show_contents(self, uri: str, content: Any) -> None:
+        client = self._require()
+        try:
+            result = await client.read_resource(uri)
+        except Exception as exc:
+            clear(content)
+            content.appendChild(el("pre", describe_error(exc), cls="block notice", testid="resource-block"))
+            return
+        clear(content)
+        for block in resource_contents_blocks(_dump(result).get("contents")):
+            content.appendChild(block_node(block, testid="resource-block"))
+
+    def _on_resource_updated(self, uri: str) -> None:
+        self._add_log("notice", "resources/updated", uri)
+        if uri != self.viewing_uri:
+            return
+        self.update_count += 1
+        live = by_testid("resource-live")
+        if live is not None:
+            set_text(live, f"live · {self.update_count} updates")
+        content = by_testid("resource-content")
+        if content is not None and self.client is not None:
+            spawn(self._show_contents(uri, content))
+
+    def select_template(self, name: str) -> None:
+        """Show a template's variable inputs and a Read button."""
+        template = next((t for t in self.templates if t.name == name), None)
+        if template is None:
+            return
+        self._select_in("template-list", name)
+        self._select_in("resource-list", "")
+        self.resource_scope.clear()
+        self.viewing_uri = None
+        detail = by_testid("resource-detail")
+        clear(detail)
+        detail.appendChild(
+            el("div", cls="detail-head", children=[el("h3", template.uri_template, testid="template-uri")])
+        )
+        if template.description:
+            detail.appendChild(el("p", template.description, cls="muted"))
+        inputs: dict[str, Any] = {}
+        form = el("div", cls="form")
+        for var in template_variables(template.uri_template):
+            box = el("input", type="text", testid=f"template-var-{var}", spellcheck="false")
+            options = el("datalist", id=f"complete-{var}")
+            box.setAttribute("list", f"complete-{var}")
+            inputs[var] = box
+            form.appendChild(el("label", children=[el("span", var, cls="label"), box, options]))
+            self.resource_scope.on(
+                box, "input", lambda _e, var=var, box=box, options=options: self._complete(template, var, box, options)
+            )
+        preview = el("p", "", cls="small muted", testid="template-preview")
+        form.appendChild(preview)
+        detail.appendChild(form)
+        read = el("button", "Read", type="button", cls="primary", testid="template-read")
+        detail.appendChild(el("div", cls="buttons", children=[read]))
+        content = el("div", cls="result-body", testid="resource-content")
+        detail.appendChild(content)
+
+        def uri() -> str:
+            return expand_uri_template(template.uri_template, {k: str(v.value) for k, v in inputs.items()})
+
+        def refresh(_evt: Any) -> None:
+            set_text(preview, uri())
+
+        for box in inputs.values():
+            self.resource_scope.on(box, "input", refresh)
+        refresh(None)
+
+        async def go(_evt: Any) -> None:
+            await self._show_contents(uri(), content)
+
+        self.resource_scope.on(read, "click", go)
+
+    async def _complete(self, template: mt.ResourceTemplate, var: str, box: Any, options: Any) -> None:
+        client = self.client
+        caps = client.server_capabilities if client else None
+        if client is None or caps is None or caps.completions is None:
+            return
+        try:
+            result = await client.complete({"type": "ref/resource", "uri": template.uri_template}, var, str(box.value))
+        except Exception:
+            return
+        clear(options)
+        for value in result.completion.values:
+            options.appendChild(el("option", value=value))
+
+    # ---------------------------------------------------------------- prompts
+
+    def select_prompt(self, name: str) -> None:
+        """Show a prompt's argument form."""
+        prompt = next((p for p in self.prompts if p.name == name), None)
+        if prompt is None:
+            return
+        self._select_in("prompt-list", name)
+        self.prompt_scope.clear()
+        detail = by_testid("prompt-detail")
+        clear(detail)
+        detail.appendChild(el("div", cls="detail-head", children=[el("h3", prompt.name, testid="prompt-title")]))
+        if prompt.description:
+            detail.appendChild(el("p", prompt.description, cls="muted"))
+        schema: dict[str, Any] = {"type": "object", "properties": {}, "required": []}
+        for arg in prompt.arguments or []:
+            schema["properties"][arg.name] = {"type": "string", "description": arg.description or ""}
+            if arg.title:
+                schema["properties"][arg.name]["title"] = arg.title
+            if arg.required:
+                schema["required"].append(arg.name)
+        view = FormView(build_form(schema), self.prompt_scope, prefix="prompt-arg")
+        detail.appendChild(view.node)
+        get = el("button", "Get prompt", type="button", cls="primary", testid="prompt-get")
+        detail.appendChild(el("div", cls="buttons", children=[get]))
+        out = el("div", testid="prompt-result")
+        detail.appendChild(out)
+
+        async def run(_evt: Any) -> None:
+            args, errors = view.values()
+            if errors:
+                return
+            clear(out)
+            try:
+                result = await self._require().get_prompt(prompt.name, {k: str(v) for k, v in args.items()})
+            except Exception as exc:
+                out.appendChild(el("pre", describe_error(exc), cls="block notice", testid="prompt-message"))
+                return
+            raw = _dump(result)
+            if raw.get("description"):
+                out.appendChild(el("p", raw["description"], cls="muted"))
+            for message in prompt_views(raw):
+                out.appendChild(
+                    el(
+                        "div",
+                        cls="card",
+                        testid="prompt-message",
+                        data_role=message.role,
+                        children=[el("div", message.role, cls="meta"), block_node(message.block, "prompt-block")],
+                    )
+                )
+
+        self.prompt_scope.on(get, "click", run)
+
+    # -------------------------------------------------------------------- log
+
+    async def apply_log_level(self) -> None:
+        """Ask the server for messages at the selected level and above."""
+        client = self.client
+        if client is None:
+            return
+        level = str(by_testid("log-level").value)
+        try:
+            await client.set_logging_level(level)  # type: ignore[arg-type]
+        except Exception as exc:
+            self._add_log("client", "explorer", f"setting the log level failed: {describe_error(exc)}")
+
+    def _on_log(self, params: mt.LoggingMessageNotificationParams) -> None:
+        view = log_view(_dump(params))
+        self._add_log(view.level, view.logger, view.text)
+
+    def _add_log(self, level: str, logger: str, text: str) -> None:
+        listing = by_testid("log-list")
+        entry = el(
+            "li",
+            cls="log-entry",
+            testid="log-entry",
+            data_level=level,
+            children=[
+                el("span", _clock(time.time()), cls="muted"),
+                el("span", level, cls=f"lvl lvl-{level}"),
+                el("span", logger, cls="muted"),
+                el("span", text, cls="text"),
+            ],
+        )
+        listing.appendChild(entry)
+        while listing.childElementCount > MAX_LOG:
+            listing.firstElementChild.remove()
+        self.log_count += 1
+        set_text(by_testid("log-count"), str(self.log_count))
+
+    def _clear_log(self) -> None:
+        clear(by_testid("log-list"))
+        self.log_count = 0
+        set_text(by_testid("log-count"), "")
+
+    # ------------------------------------------------------------------ trace
+
+    def _on_trace(self, entry: TraceEntry) -> None:
+        listing = by_testid("trace-list")
+        duration = f"{entry.duration * 1000:.1f} ms" if entry.duration is not None else ""
+        what = " ".join(p for p in (entry.kind, entry.method, f"#{entry.msg_id}" if entry.msg_id else "") if p)
+        summary = el(
+            "summary",
+            children=[
+                el("span", _clock(entry.wall_time), cls="muted"),
+                el("span", entry.arrow, cls="arrow", title="sent" if entry.direction == "out" else "received"),
+                el("span", what, cls="what"),
+                el("span", duration, cls="dur", testid="trace-duration"),
+            ],
+        )
+        body = el("pre", entry.pretty(), testid="trace-body")
+        node = el(
+            "li",
+            testid="trace-entry",
+            cls=f"trace-entry {entry.direction} kind-{entry.kind}",
+            data_direction=entry.direction,
+            data_kind=entry.kind,
+            data_method=entry.method,
+            children=[el("details", children=[summary, body])],
+        )
+        listing.appendChild(node)
+        while listing.childElementCount > MAX_TRACE:
+            listing.firstElementChild.remove()
+        self.trace_count += 1
+        set_text(by_testid("trace-count"), str(self.trace_count))
+
+    def _clear_trace(self) -> None:
+        clear(by_testid("trace-list"))
+        self.trace_count = 0
+        set_text(by_testid("trace-count"), "")
+
+    # ---------------------------------------------- sampling and elicitation
+
+    def _open_dialog(self, title: str, testid: str) -> Any:
+        self.dialog_scope.clear()
+        dialog = by_testid("input-request-dialog")
+        clear(dialog)
+        dialog.dataset.kind = testid
+        dialog.appendChild(el("h2", title))
+        by_testid("input-request").hidden = False
+        return dialog
+
+    def _close_dialog(self) -> None:
+        self.dialog_scope.clear()
+        clear(by_testid("input-request-dialog"))
+        by_testid("input-request").hidden = True
+
+    async def _sampling(self, params: mt.CreateMessageRequestParams) -> mt.CreateMessageResult:
+        """Answer a sampling request with text typed by the user (a human stands in for the LLM)."""
+        dialog = self._open_dialog("The server asks your LLM", "sampling")
+        dialog.appendChild(el("p", "You play the LLM: read the request and type the reply.", cls="muted small"))
+        if params.system_prompt:
+            dialog.appendChild(el("div", f"system: {params.system_prompt}", cls="meta"))
+        for message in params.messages:
+            raw = _dump(message)
+            content = raw.get("content")
+            text = content.get("text") if isinstance(content, dict) else None
+            dialog.appendChild(
+                el(
+                    "pre",
+                    f"{raw.get('role')}: {text if isinstance(text, str) else json.dumps(content)}",
+                    cls="block",
+                    testid="sampling-message",
+                )
+            )
+        reply = el("textarea", testid="sampling-reply", rows=4)
+        dialog.appendChild(el("label", "Reply", children=[reply]))
+        send = el("button", "Send reply", type="button", cls="primary", testid="sampling-send")
+        reject = el("button", "Reject", type="button", testid="sampling-reject")
+        dialog.appendChild(el("div", cls="buttons", children=[send, reject]))
+        answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self.dialog_scope.on(send, "click", lambda _e: answer.done() or answer.set_result(str(reply.value)))
+        self.dialog_scope.on(reject, "click", lambda _e: answer.done() or answer.set_result(None))
+        try:
+            text = await answer
+        finally:
+            self._close_dialog()
+        if text is None:
+            raise MCPError(USER_REJECTED, "the user rejected the sampling request")
+        return mt.CreateMessageResult(
+            role="assistant", content=mt.TextContent(text=text), model="human (explorer)", stop_reason="endTurn"
+        )
+
+    async def _elicitation(self, params: mt.ElicitRequestFormParams | mt.ElicitRequestURLParams) -> mt.ElicitResult:
+        """Ask the user to fill the requested form (or to visit a URL), then accept, decline or cancel."""
+        dialog = self._open_dialog("The server asks you", "elicitation")
+        dialog.appendChild(el("p", params.message, testid="elicitation-message"))
+        view: FormView | None = None
+        if isinstance(params, mt.ElicitRequestURLParams):
+            dialog.appendChild(el("p", "It asks you to open this URL yourself:", cls="muted small"))
+            dialog.appendChild(el("pre", params.url, cls="block", testid="elicitation-url"))
+        else:
+            view = FormView(build_form(_dump(params.requested_schema)), self.dialog_scope, prefix="elicit")
+            dialog.appendChild(view.node)
+        accept = el("button", "Accept", type="button", cls="primary", testid="elicit-accept")
+        decline = el("button", "Decline", type="button", testid="elicit-decline")
+        cancel = el("button", "Cancel", type="button", testid="elicit-cancel")
+        dialog.appendChild(el("div", cls="buttons", children=[accept, decline, cancel]))
+        answer: asyncio.Future[mt.ElicitResult] = asyncio.get_running_loop().create_future()
+
+        def on_accept(_evt: Any) -> None:
+            content: dict[str, Any] | None = None
+            if view is not None:
+                content, errors = view.values()
+                if errors:
+                    return
+            if not answer.done():
+                answer.set_result(mt.ElicitResult(action="accept", content=content))
+
+        self.dialog_scope.on(accept, "click", on_accept)
+        self.dialog_scope.on(
+            decline, "click", lambda _e: answer.done() or answer.set_result(mt.ElicitResult(action="decline"))
+        )
+        self.dialog_scope.on(
+            cancel, "click", lambda _e: answer.done() or answer.set_result(mt.ElicitResult(action="cancel"))
+        )
+        try:
+            return await answer
+        finally:
+            self._close_dialog()
+
+
+_explorer: Explorer | None = None
+
+
+async def main() -> None:
+    """Start the explorer (called by the page's PyScript tag)."""
+    global _explorer
+    _explorer = Explorer()
+    try:
+        _explorer.setup()
+    except Exception as exc:
+        report_error(exc)
+        raise
