@@ -1,0 +1,334 @@
+"""The browser boundary: JavaScript ``fetch`` and ``WebSocket`` as small Python objects.
+
+This is the only module that imports ``js`` and ``pyodide.ffi``; it is imported
+only under Pyodide (``sys.platform == "emscripten"``). It works in a page, a
+Web Worker and Node: it uses ``js.globalThis`` and never ``window`` or
+``document``. Nothing here blocks: every wait is an ``await`` on a JS promise or
+an ``asyncio`` queue.
+
+* :class:`BrowserHTTPClient` performs one request with ``fetch`` (an
+  ``AbortController`` per request) and returns a :class:`BrowserResponse` whose
+  body is read incrementally through ``body.getReader()``. Cancelling the
+  awaiting task aborts the fetch. The browser's opaque ``TypeError: Failed to
+  fetch`` becomes :class:`~pyodide_transport.errors.CORSError` when the URL is
+  cross-origin to the page, else :class:`~pyodide_transport.errors.NetworkError`
+  (naming CORS as a possible cause when the page's origin is unknown).
+* :func:`open_websocket` opens a ``WebSocket`` and returns a
+  :class:`BrowserWebSocket`; its four listeners are ``create_proxy`` objects,
+  all destroyed when the socket closes. :func:`live_proxy_count` tells how many
+  proxies this module holds right now (tests assert it does not grow).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import js
+from pyodide.ffi import JsException, create_proxy, to_js
+
+from .errors import CORS_HELP, ConnectionClosedError, CORSError, NetworkError
+
+__all__ = [
+    "BrowserHTTPClient",
+    "BrowserResponse",
+    "BrowserWebSocket",
+    "live_proxy_count",
+    "open_websocket",
+    "page_origin",
+    "page_url",
+]
+
+_live_proxies = 0
+
+
+def live_proxy_count() -> int:
+    """How many ``create_proxy`` objects this module created and has not destroyed yet."""
+    return _live_proxies
+
+
+def _proxy(func: Callable[..., None]) -> Any:
+    global _live_proxies
+    _live_proxies += 1
+    return create_proxy(func)
+
+
+def _destroy(proxy: Any) -> None:
+    global _live_proxies
+    _live_proxies -= 1
+    proxy.destroy()
+
+
+def _js_object(obj: Mapping[str, Any]) -> Any:
+    return to_js(obj, dict_converter=js.Object.fromEntries)
+
+
+def page_url() -> str | None:
+    """The URL of the page or worker running us, or ``None`` (Node has no ``location``)."""
+    location = getattr(js.globalThis, "location", None)
+    href = getattr(location, "href", None) if location is not None else None
+    return str(href) if href else None
+
+
+def page_origin() -> str | None:
+    """The origin of the page or worker running us, or ``None`` when unknown."""
+    location = getattr(js.globalThis, "location", None)
+    origin = getattr(location, "origin", None) if location is not None else None
+    return str(origin) if origin and str(origin) != "null" else None
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443, "ws": 80, "wss": 443}.get(parts.scheme)
+    port = f":{parts.port}" if parts.port is not None and parts.port != default else ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}{port}"
+
+
+def _describe(exc: JsException) -> str:
+    error = getattr(exc, "js_error", None)
+    text = str(exc)
+    cause = getattr(error, "cause", None) if error is not None else None
+    if cause is not None:
+        text = f"{text} ({cause})"
+    return text
+
+
+def translate_fetch_error(url: str, exc: JsException) -> NetworkError:
+    """Turn a rejected ``fetch`` into the error a caller can act on."""
+    detail = _describe(exc)
+    origin = page_origin()
+    if origin is None:
+        return NetworkError(
+            f"request to {url} failed: {detail}. If this runs in a browser, CORS may be the cause: {CORS_HELP}"
+        )
+    if _origin_of(url) != origin:
+        return CORSError(url, detail)
+    return NetworkError(f"request to {url} failed: {detail}")
+
+
+class BrowserResponse:
+    """A ``fetch`` response: status, lower-cased headers, and the body as byte chunks.
+
+    Attributes:
+        status: The HTTP status code.
+        headers: The headers the browser exposes, names lower-cased.
+    """
+
+    def __init__(self, url: str, response: Any, controller: Any) -> None:
+        self.url = url
+        self.status = int(response.status)
+        self.headers: dict[str, str] = {str(e[0]).lower(): str(e[1]) for e in response.headers.entries()}
+        self._response = response
+        self._controller = controller
+        self._finished = False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Yield the body chunk by chunk as it arrives.
+
+        Raises:
+            NetworkError: The body read broke off.
+        """
+        body = self._response.body
+        if body is None:
+            self._finished = True
+            return
+        reader = body.getReader()
+        try:
+            while True:
+                try:
+                    chunk = await reader.read()
+                except JsException as exc:
+                    raise NetworkError(f"reading the response of {self.url} failed: {_describe(exc)}") from None
+                if chunk.done:
+                    self._finished = True
+                    return
+                yield chunk.value.to_bytes()
+        finally:
+            if not self._finished:
+                self._controller.abort()
+
+    async def aclose(self) -> None:
+        """Stop reading: abort the fetch unless the body was read to the end."""
+        if not self._finished:
+            self._finished = True
+            self._controller.abort()
+
+
+class BrowserHTTPClient:
+    """HTTP over the JavaScript ``fetch`` (page, Web Worker or Node).
+
+    Args:
+        fetch: A JS fetch function to use instead of the global one (e.g. a
+            wrapper adding credentials or logging).
+    """
+
+    def __init__(self, fetch: Any = None) -> None:
+        self._fetch = fetch
+
+    async def request(
+        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None = None
+    ) -> BrowserResponse:
+        """Start a request and return once the status and headers arrived.
+
+        Raises:
+            CORSError: A cross-origin request failed (the browser hides why).
+            NetworkError: The request failed before any response.
+        """
+        controller = js.AbortController.new()
+        options: dict[str, Any] = {
+            "method": method,
+            "headers": dict(headers),
+            "signal": controller.signal,
+            "cache": "no-store",
+        }
+        if body is not None:
+            options["body"] = body.decode("utf-8")
+        fetch = self._fetch if self._fetch is not None else js.globalThis.fetch
+        try:
+            response = await fetch(url, _js_object(options))
+        except asyncio.CancelledError:
+            controller.abort()
+            raise
+        except JsException as exc:
+            raise translate_fetch_error(url, exc) from None
+        return BrowserResponse(url, response, controller)
+
+    async def aclose(self) -> None:
+        """Nothing to release: each request owns its AbortController."""
+
+
+_OPEN = 1
+
+
+class BrowserWebSocket:
+    """An open browser ``WebSocket`` whose events land in an ``asyncio.Queue``.
+
+    Attributes:
+        url: The socket URL.
+        subprotocol: The subprotocol the server chose ("" for none).
+    """
+
+    def __init__(self, url: str, socket: Any) -> None:
+        self.url = url
+        self.subprotocol = ""
+        self._socket = socket
+        self._events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._proxies: list[Any] = []
+        self.close_code: int | None = None
+        self.close_reason = ""
+        self._closed = False
+        socket.binaryType = "arraybuffer"
+        for name in ("open", "message", "error", "close"):
+            proxy = _proxy(self._listener(name))
+            self._proxies.append((name, proxy))
+            socket.addEventListener(name, proxy)
+
+    def _listener(self, name: str) -> Callable[[Any], None]:
+        def on_event(event: Any) -> None:
+            if name == "message":
+                data = event.data
+                payload: Any = data if isinstance(data, str) else bytes(data.to_bytes())
+                self._events.put_nowait(("message", payload))
+            elif name == "close":
+                self.close_code = int(event.code)
+                self.close_reason = str(event.reason or "")
+                self._events.put_nowait(("close", None))
+                self._release()
+            else:
+                self._events.put_nowait((name, None))
+
+        return on_event
+
+    def _release(self) -> None:
+        """Detach and destroy every listener proxy (idempotent)."""
+        self._closed = True
+        proxies, self._proxies = self._proxies, []
+        for name, proxy in proxies:
+            with contextlib.suppress(Exception):
+                self._socket.removeEventListener(name, proxy)
+            _destroy(proxy)
+
+    async def _wait_open(self) -> None:
+        while True:
+            kind, _ = await self._events.get()
+            if kind == "open":
+                self.subprotocol = str(self._socket.protocol or "")
+                return
+            if kind == "close":
+                raise NetworkError(
+                    f"could not open a WebSocket to {self.url} (close code {self.close_code}"
+                    f"{': ' + self.close_reason if self.close_reason else ''}); the server may be down, "
+                    "or may have refused this page's Origin or the requested subprotocol"
+                )
+            # "error" comes before "close"; wait for the close and its code
+
+    async def recv(self) -> str | bytes:
+        """Return the next text (``str``) or binary (``bytes``) message.
+
+        Raises:
+            ConnectionClosedError: The socket closed; carries the close code and reason.
+        """
+        while True:
+            if self._closed and self._events.empty():
+                raise self._closed_error()
+            kind, payload = await self._events.get()
+            if kind == "message":
+                return payload  # type: ignore[no-any-return]
+            if kind == "close":
+                self._events.put_nowait(("close", None))  # keep later calls failing
+                raise self._closed_error()
+
+    def _closed_error(self) -> ConnectionClosedError:
+        return ConnectionClosedError(
+            f"WebSocket {self.url} closed (code {self.close_code})", code=self.close_code, reason=self.close_reason
+        )
+
+    async def send(self, data: str) -> None:
+        """Send one text frame.
+
+        Raises:
+            ConnectionClosedError: The socket is not open (a browser would drop the frame silently).
+        """
+        if self._closed or int(self._socket.readyState) != _OPEN:
+            raise ConnectionClosedError(f"WebSocket {self.url} is not open", code=self.close_code)
+        try:
+            self._socket.send(data)
+        except JsException as exc:
+            raise ConnectionClosedError(f"WebSocket send failed: {exc}") from None
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the socket and destroy its listeners now (no wait for the closing handshake)."""
+        if self._closed:
+            return
+        with contextlib.suppress(JsException):
+            self._socket.close(code, reason)
+        if self.close_code is None:
+            self.close_code = code
+            self.close_reason = reason
+        self._release()
+        self._events.put_nowait(("close", None))
+
+
+async def open_websocket(url: str, protocols: Sequence[str] = ()) -> BrowserWebSocket:
+    """Open a WebSocket and wait until it is open.
+
+    Raises:
+        NetworkError: The connection could not be opened.
+    """
+    try:
+        socket = js.WebSocket.new(url, to_js(list(protocols))) if protocols else js.WebSocket.new(url)
+    except JsException as exc:  # e.g. a malformed URL: SyntaxError
+        raise NetworkError(f"cannot open a WebSocket to {url}: {exc}") from None
+    ws = BrowserWebSocket(url, socket)
+    try:
+        await ws._wait_open()
+    except BaseException:
+        await ws.close()
+        raise
+    return ws

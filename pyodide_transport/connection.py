@@ -1,0 +1,114 @@
+"""``connect(url, **options)``: one call from a URL to a connected :class:`~pyodide_transport.client.Client`.
+
+The URL scheme picks the transport: ``http``/``https`` -> :class:`FetchTransport`,
+``ws``/``wss`` -> :class:`WebSocketTransport`. Options go to the transport or
+to the Client by name (a name both accept, e.g. ``request_timeout`` for a
+WebSocket, goes to both). In a page or worker a relative URL (``"/mcp"``) is
+resolved against the page's location.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from .client import Client
+from .errors import LocalProtocolError
+from .fetch import FetchTransport
+from .transport import Transport
+from .websocket import WebSocketTransport
+
+__all__ = ["connect", "split_options", "transport_for"]
+
+_TRANSPORTS: dict[str, type[FetchTransport] | type[WebSocketTransport]] = {
+    "http": FetchTransport,
+    "https": FetchTransport,
+    "ws": WebSocketTransport,
+    "wss": WebSocketTransport,
+}
+
+
+def _keyword_names(func: Any) -> frozenset[str]:
+    params = inspect.signature(func).parameters.values()
+    return frozenset(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
+def _resolve(url: str) -> str:
+    if urlsplit(url).scheme or sys.platform != "emscripten":
+        return url
+    from ._browser import page_url
+
+    base = page_url()
+    return urljoin(base, url) if base else url
+
+
+def split_options(
+    transport_cls: type[FetchTransport] | type[WebSocketTransport], options: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split ``options`` into (transport options, Client options) by the names each accepts.
+
+    Raises:
+        TypeError: An option neither accepts.
+    """
+    transport_names = _keyword_names(transport_cls.__init__)
+    client_names = _keyword_names(Client.__init__)
+    unknown = sorted(set(options) - transport_names - client_names)
+    if unknown:
+        raise TypeError(
+            f"connect() got unknown option(s) {', '.join(unknown)}; {transport_cls.__name__} accepts "
+            f"{', '.join(sorted(transport_names))}; Client accepts {', '.join(sorted(client_names))}"
+        )
+    transport_opts = {k: v for k, v in options.items() if k in transport_names}
+    client_opts = {k: v for k, v in options.items() if k in client_names}
+    return transport_opts, client_opts
+
+
+def transport_for(url: str, **options: Any) -> Transport:
+    """Build the transport for ``url`` (``options`` are the transport's own).
+
+    Raises:
+        LocalProtocolError: The URL scheme is not http, https, ws or wss.
+    """
+    url = _resolve(url)
+    scheme = urlsplit(url).scheme.lower()
+    cls = _TRANSPORTS.get(scheme)
+    if cls is None:
+        raise LocalProtocolError(f"cannot connect to {url!r}: the scheme must be http, https, ws or wss")
+    transport: Transport = cls(url, **options)
+    return transport
+
+
+async def connect(url: str, **options: Any) -> Client:
+    """Connect to the MCP server at ``url`` and return a connected Client.
+
+    Example::
+
+        client = await pyodide_transport.connect("http://127.0.0.1:8000/mcp", headers={"Authorization": "Bearer x"})
+        tools = await client.list_tools()
+        await client.close()
+
+    Args:
+        url: ``http(s)://`` (Streamable HTTP) or ``ws(s)://`` (WebSocket) endpoint.
+        **options: Keyword options of the transport class and of :class:`Client`.
+
+    Raises:
+        TypeError: An unknown option.
+        LocalProtocolError: An unsupported URL scheme.
+        TransportError: Connecting or negotiating failed (the transport is closed again).
+    """
+    url = _resolve(url)
+    scheme = urlsplit(url).scheme.lower()
+    cls = _TRANSPORTS.get(scheme)
+    if cls is None:
+        raise LocalProtocolError(f"cannot connect to {url!r}: the scheme must be http, https, ws or wss")
+    transport_opts, client_opts = split_options(cls, options)
+    transport = cls(url, **transport_opts)
+    client = Client(transport, **client_opts)
+    try:
+        await client.connect()
+    except BaseException:
+        await client.close()
+        raise
+    return client

@@ -1,0 +1,80 @@
+"""``connect()`` and the whole transport suite in CPython, against the real demo server.
+
+The scenarios live in ``tests/pyodide/transport_scenarios.py`` and run
+unchanged inside Pyodide (``tests/pyodide/test_transports.py``); here the
+transports run over the httpx/websockets adapters.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "pyodide"))
+
+import transport_scenarios as scenarios
+from transport_adapters import HttpxHTTPClient, cpython_connect, websockets_connector
+
+import pyodide_transport
+from pyodide_transport.connection import split_options, transport_for
+from pyodide_transport.errors import LocalProtocolError, NetworkError
+from pyodide_transport.fetch import FetchTransport
+from pyodide_transport.websocket import WebSocketTransport
+
+ENDPOINTS = ["/mcp", "/mcp/json", "/mcp/stateless", "/ws"]
+ERAS = ["auto", scenarios.HANDSHAKE]
+
+
+def endpoint_url(base: str, endpoint: str) -> str:
+    return (base.replace("http://", "ws://") if endpoint == "/ws" else base) + endpoint
+
+
+@pytest.mark.parametrize("era", ERAS)
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+@pytest.mark.parametrize("scenario", list(scenarios.SUITE))
+async def test_suite(demo_server: Any, scenario: str, endpoint: str, era: str) -> None:
+    outcome = await scenarios.SUITE[scenario](cpython_connect, endpoint_url(demo_server.url, endpoint), era)
+    if scenario == "initialize":
+        assert outcome["era"] == ("modern" if era == "auto" else "handshake")
+        assert outcome["transport"] == ("websocket" if endpoint == "/ws" else "streamable-http")
+
+
+def test_split_options_routes_by_name() -> None:
+    transport, client = split_options(
+        WebSocketTransport, {"ping_interval": 5.0, "request_timeout": 3.0, "on_log": print, "protocol_version": "x"}
+    )
+    assert transport == {"ping_interval": 5.0, "request_timeout": 3.0}
+    assert client == {"request_timeout": 3.0, "on_log": print, "protocol_version": "x"}  # shared name: both
+    transport, client = split_options(FetchTransport, {"headers": {"a": "b"}, "request_timeout": 3.0})
+    assert transport == {"headers": {"a": "b"}}
+    assert client == {"request_timeout": 3.0}
+
+
+def test_unknown_option_is_a_clear_type_error() -> None:
+    with pytest.raises(TypeError, match=r"unknown option\(s\) pingInterval.*WebSocketTransport accepts"):
+        split_options(WebSocketTransport, {"pingInterval": 1})
+
+
+async def test_scheme_picks_the_transport() -> None:
+    assert isinstance(transport_for("http://127.0.0.1:1/mcp", fetch=HttpxHTTPClient()), FetchTransport)
+    assert isinstance(transport_for("wss://127.0.0.1:1/ws", connector=websockets_connector), WebSocketTransport)
+    with pytest.raises(LocalProtocolError, match="scheme must be http, https, ws or wss"):
+        await pyodide_transport.connect("ftp://127.0.0.1/mcp")
+
+
+def test_outside_pyodide_the_browser_defaults_explain_themselves() -> None:
+    with pytest.raises(LocalProtocolError, match="outside Pyodide pass fetch="):
+        FetchTransport("http://127.0.0.1:1/mcp")
+    with pytest.raises(LocalProtocolError, match="outside Pyodide pass connector="):
+        WebSocketTransport("ws://127.0.0.1:1/ws")
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:{port}/mcp", "ws://127.0.0.1:{port}/ws"])
+async def test_connect_failure_raises_network_error_and_cleans_up(url: str) -> None:
+    from conftest import free_port
+
+    with pytest.raises(NetworkError):
+        await cpython_connect(url.format(port=free_port()), request_timeout=5.0)
