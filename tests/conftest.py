@@ -45,8 +45,6 @@ class DemoServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "server_demo", "--port", str(self.port), "--site", str(DIST), *extra_args]
-        if not (ROOT / "server_demo" / "__main__.py").exists():  # TODO(lead): drop once server_demo lands
-            cmd = [sys.executable, "-m", "http.server", "-b", "127.0.0.1", "-d", str(DIST), str(self.port)]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         try:
             wait_for_port(self.port, self.proc)

@@ -33,7 +33,7 @@ def guard() -> LoopbackGuard:
 
 
 @pytest.fixture
-def page(browser: Browser, guard: LoopbackGuard, request: pytest.FixtureRequest) -> Iterator[Page]:
+def page(browser: Browser, guard: LoopbackGuard) -> Iterator[Page]:
     """A fresh page whose requests must all stay on loopback; console errors are kept for asserts."""
     context = browser.new_context()
     guard.attach(context)
@@ -41,6 +41,5 @@ def page(browser: Browser, guard: LoopbackGuard, request: pytest.FixtureRequest)
     page.console_messages = []  # type: ignore[attr-defined]
     page.on("console", lambda m: page.console_messages.append(f"{m.type}: {m.text}"))  # type: ignore[attr-defined]
     yield page
-    if request.node.get_closest_marker("allow_offhost") is None:
-        guard.check()
+    guard.check()
     context.close()
