@@ -1,0 +1,106 @@
+"""The docs pages' runner (Pyodide only): every snippet is editable and runs in the page.
+
+Each ``.snippet`` element holds a ``textarea`` with the code, a Run button
+and an output ``pre``. Snippets share one namespace per page (like a
+notebook) that starts with ``SERVER``, the origin of the demo server that
+serves the page. Output appears as it is printed; Ctrl/Cmd+Enter runs, Tab
+indents.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import js
+
+import pyodide_transport as pt
+
+from .dom import Scope, by_testid, report_error, set_error_sink, set_text
+from .snippets import run_snippet
+
+__all__ = ["main"]
+
+
+class Docs:
+    """The snippets of one docs page."""
+
+    def __init__(self) -> None:
+        self.scope = Scope()
+        self.namespace: dict[str, Any] = {"__name__": "__snippet__", "SERVER": str(js.location.origin)}
+
+    def setup(self) -> None:
+        """Bind every snippet's controls and show that Python is ready."""
+        for snippet in js.document.querySelectorAll(".snippet"):
+            self._bind(snippet)
+        set_text(
+            by_testid("runtime-info"),
+            f"Python {sys.version.split()[0]} · Pyodide · pyodide-transport {pt.__version__}",
+        )
+        set_error_sink(lambda text: js.console.error(text))
+        js.document.body.classList.remove("booting")
+        js.document.body.dataset.ready = "true"
+
+    def _bind(self, snippet: Any) -> None:
+        code = snippet.querySelector("textarea")
+        run = snippet.querySelector('[data-testid="snippet-run"]')
+        output = snippet.querySelector('[data-testid="snippet-output"]')
+        status = snippet.querySelector('[data-testid="snippet-status"]')
+        code.rows = max(3, str(code.value).count("\n") + 1)
+        run.disabled = False
+        set_text(status, "ready")
+
+        async def go(_evt: Any = None) -> None:
+            if run.disabled:
+                return
+            run.disabled = True
+            output.classList.remove("failed")
+            set_text(output, "")
+            set_text(status, "running…")
+            snippet.dataset.state = "running"
+
+            def write(text: str) -> None:
+                output.textContent = str(output.textContent) + text
+
+            try:
+                result = await run_snippet(str(code.value), self.namespace, write)
+            finally:
+                run.disabled = False
+            if result.ok:
+                set_text(status, "done")
+                snippet.dataset.state = "done"
+                if not str(output.textContent):
+                    set_text(output, "(no output)")
+            else:
+                write(("\n" if str(output.textContent) else "") + result.error)
+                output.classList.add("failed")
+                set_text(status, "failed")
+                snippet.dataset.state = "failed"
+
+        def keys(evt: Any) -> Any:
+            if str(evt.key) == "Enter" and (evt.ctrlKey or evt.metaKey):
+                evt.preventDefault()
+                return go()
+            if str(evt.key) == "Tab" and not evt.shiftKey:
+                evt.preventDefault()
+                start, end = int(code.selectionStart), int(code.selectionEnd)
+                text = str(code.value)
+                code.value = text[:start] + "    " + text[end:]
+                code.selectionStart = code.selectionEnd = start + 4
+            return None
+
+        def grow(_evt: Any) -> None:
+            code.rows = max(3, str(code.value).count("\n") + 1)
+
+        self.scope.on(run, "click", go)
+        self.scope.on(code, "keydown", keys)
+        self.scope.on(code, "input", grow)
+
+
+async def main() -> None:
+    """Start the page's snippet runner (called by the page's PyScript tag)."""
+    try:
+        Docs().setup()
+    except Exception as exc:
+        report_error(exc)
+        raise
