@@ -591,7 +591,17 @@ class Client:
         if self._recovery is None:
             self._recovery = asyncio.ensure_future(self._reinitialize())
             self._recovery.add_done_callback(_retrieve)
-        await asyncio.shield(self._recovery)
+        await self._await_recovery(self._recovery)
+
+    async def _await_recovery(self, recovery: asyncio.Task[None]) -> None:
+        """Wait for a session recovery without letting one waiter's cancellation stop it for all."""
+        try:
+            await asyncio.shield(recovery)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if recovery.cancelled() and (task is None or not task.cancelling()):
+                raise ConnectionClosedError("client closed while re-initializing the session") from None
+            raise
 
     async def _reinitialize(self) -> None:
         try:
@@ -723,7 +733,7 @@ class Client:
         if self._lost is not None:
             raise ConnectionClosedError(f"connection lost: {self._lost}") from self._lost
         if recover and self._recovery is not None:
-            await asyncio.shield(self._recovery)
+            await self._await_recovery(self._recovery)
         request_timeout = self.request_timeout if isinstance(timeout, _Unset) else timeout
         total_timeout = self.max_total_timeout if isinstance(max_total_timeout, _Unset) else max_total_timeout
 

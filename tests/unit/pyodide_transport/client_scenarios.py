@@ -1081,6 +1081,21 @@ async def scenario_failed_reinitialize_fails_the_request() -> None:
         assert r.client.session_generation == 0
 
 
+async def scenario_close_during_reinitialize_fails_waiters() -> None:
+    async with rig(HANDSHAKE) as r:
+
+        async def stuck(ctx: Ctx) -> Any:
+            return NO_REPLY
+
+        r.peer.handlers["initialize"] = stuck
+        r.wire.expire_session()
+        calls = [asyncio.ensure_future(r.client.list_tools()), asyncio.ensure_future(r.client.ping())]
+        await r.peer.wait_for(lambda: len(r.peer.requests("initialize")) == 2, "re-initialize sent")
+        await r.client.close()
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        assert all(isinstance(o, ConnectionClosedError) for o in outcomes), outcomes
+
+
 SCENARIOS: list[Callable[[], Awaitable[None]]] = [
     value for name, value in list(globals().items()) if name.startswith("scenario_") and callable(value)
 ]
