@@ -260,13 +260,13 @@ class BrowserWebSocket:
             if kind == "open":
                 self.subprotocol = str(self._socket.protocol or "")
                 return
-            if kind == "close":
+            if kind in ("close", "error"):  # an error while connecting is fatal (Node fires no close after it)
+                code = f"close code {self.close_code}" if self.close_code is not None else "error event"
                 raise NetworkError(
-                    f"could not open a WebSocket to {self.url} (close code {self.close_code}"
+                    f"could not open a WebSocket to {self.url} ({code}"
                     f"{': ' + self.close_reason if self.close_reason else ''}); the server may be down, "
                     "or may have refused this page's Origin or the requested subprotocol"
                 )
-            # "error" comes before "close"; wait for the close and its code
 
     async def recv(self) -> str | bytes:
         """Return the next text (``str``) or binary (``bytes``) message.
