@@ -13,6 +13,7 @@ import json
 import sys
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import js
 import mcp_types as mt
@@ -76,6 +77,7 @@ class Explorer:
         self.update_count = 0
         self.trace_count = 0
         self.log_count = 0
+        self.csp_blocked: list[str] = []
 
     # ------------------------------------------------------------ page setup
 
@@ -100,6 +102,7 @@ class Explorer:
         )
         set_error_sink(self._show_app_error)
 
+        self.scope.on(js.document, "securitypolicyviolation", self._on_csp_violation)
         self.scope.on(by_testid("connect-button"), "click", lambda _e: self.connect())
         self.scope.on(by_testid("disconnect-button"), "click", lambda _e: self.disconnect())
         self.scope.on(select, "change", lambda _e: self._transport_hint())
@@ -120,7 +123,7 @@ class Explorer:
         js.document.body.classList.remove("booting")
         js.document.body.dataset.ready = "true"
         if settings.autoconnect:
-            spawn(self.connect())
+            spawn(self.connect(quiet=settings.implied))
 
     def _enter_connects(self, evt: Any) -> Any:
         if str(evt.key) == "Enter" and self.client is None:
@@ -179,8 +182,27 @@ class Explorer:
         for name in ("server-url", "transport-select", "header-name", "header-value", "protocol-select"):
             by_testid(name).disabled = connected
 
-    async def connect(self) -> None:
-        """Connect with the panel's settings and load everything the server offers."""
+    def _on_csp_violation(self, evt: Any) -> None:
+        self.csp_blocked.append(str(evt.blockedURI))
+
+    def _csp_explanation(self, url: str) -> str:
+        """Say so when this page's own Content-Security-Policy blocked the connection."""
+        origin = urlsplit(url)
+        for blocked in self.csp_blocked:
+            if urlsplit(blocked).netloc == origin.netloc:
+                return (
+                    f"This page's Content-Security-Policy (connect-src) blocked {url}: the server that serves "
+                    "this page only lets it connect to its own origin. Open the explorer from a server without "
+                    "that restriction to reach other MCP servers."
+                )
+        return ""
+
+    async def connect(self, quiet: bool = False) -> None:
+        """Connect with the panel's settings and load everything the server offers.
+
+        Args:
+            quiet: An automatic attempt at the page's own origin: a failure is no error.
+        """
         if self.client is not None:
             return
         settings = self._settings()
@@ -215,9 +237,13 @@ class Explorer:
             )
             await client.connect()
         except Exception as exc:
-            self._status("error", "Connection failed")
-            self._error(describe_error(exc, url))
             by_testid("connect-button").disabled = False
+            if quiet:
+                self._status("disconnected", "Not connected: no MCP server answered at this page's origin")
+                return
+            await asyncio.sleep(0.05)  # a CSP violation event arrives just after the failed fetch
+            self._status("error", "Connection failed")
+            self._error(self._csp_explanation(url) or describe_error(exc, url))
             return
         self.client = client
         self._set_connected_controls(True)
@@ -235,6 +261,10 @@ class Explorer:
         set_text(by_testid("server-name"), name)
         set_text(by_testid("protocol-version"), f"{client.protocol_version} ({client.era} era)")
         set_text(by_testid("endpoint-url"), url)
+        session = getattr(client.transport, "session_id", None)
+        set_text(
+            by_testid("session-id"), session if isinstance(session, str) else "none (this era or mode has no session)"
+        )
         caps = by_testid("server-capabilities")
         clear(caps)
         summary = capability_summary(_dump(client.server_capabilities) if client.server_capabilities else None)
@@ -797,31 +827,31 @@ class Explorer:
 
     async def _sampling(self, params: mt.CreateMessageRequestParams) -> mt.CreateMessageResult:
         """Answer a sampling request with text typed by the user (a human stands in for the LLM)."""
-        dialog = self._open_dialog("The server asks your LLM", "sampling")
-        dialog.appendChild(el("p", "You play the LLM: read the request and type the reply.", cls="muted small"))
-        if params.system_prompt:
-            dialog.appendChild(el("div", f"system: {params.system_prompt}", cls="meta"))
-        for message in params.messages:
-            raw = _dump(message)
-            content = raw.get("content")
-            text = content.get("text") if isinstance(content, dict) else None
-            dialog.appendChild(
-                el(
-                    "pre",
-                    f"{raw.get('role')}: {text if isinstance(text, str) else json.dumps(content)}",
-                    cls="block",
-                    testid="sampling-message",
-                )
-            )
-        reply = el("textarea", testid="sampling-reply", rows=4)
-        dialog.appendChild(el("label", "Reply", children=[reply]))
-        send = el("button", "Send reply", type="button", cls="primary", testid="sampling-send")
-        reject = el("button", "Reject", type="button", testid="sampling-reject")
-        dialog.appendChild(el("div", cls="buttons", children=[send, reject]))
-        answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self.dialog_scope.on(send, "click", lambda _e: answer.done() or answer.set_result(str(reply.value)))
-        self.dialog_scope.on(reject, "click", lambda _e: answer.done() or answer.set_result(None))
         try:
+            dialog = self._open_dialog("The server asks your LLM", "sampling")
+            dialog.appendChild(el("p", "You play the LLM: read the request and type the reply.", cls="muted small"))
+            if params.system_prompt:
+                dialog.appendChild(el("div", f"system: {params.system_prompt}", cls="meta"))
+            for message in params.messages:
+                raw = _dump(message)
+                content = raw.get("content")
+                text = content.get("text") if isinstance(content, dict) else None
+                dialog.appendChild(
+                    el(
+                        "pre",
+                        f"{raw.get('role')}: {text if isinstance(text, str) else json.dumps(content)}",
+                        cls="block",
+                        testid="sampling-message",
+                    )
+                )
+            reply = el("textarea", testid="sampling-reply", rows=4)
+            dialog.appendChild(el("label", "Reply", children=[reply]))
+            send = el("button", "Send reply", type="button", cls="primary", testid="sampling-send")
+            reject = el("button", "Reject", type="button", testid="sampling-reject")
+            dialog.appendChild(el("div", cls="buttons", children=[send, reject]))
+            answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+            self.dialog_scope.on(send, "click", lambda _e: answer.done() or answer.set_result(str(reply.value)))
+            self.dialog_scope.on(reject, "click", lambda _e: answer.done() or answer.set_result(None))
             text = await answer
         finally:
             self._close_dialog()
@@ -833,38 +863,38 @@ class Explorer:
 
     async def _elicitation(self, params: mt.ElicitRequestFormParams | mt.ElicitRequestURLParams) -> mt.ElicitResult:
         """Ask the user to fill the requested form (or to visit a URL), then accept, decline or cancel."""
-        dialog = self._open_dialog("The server asks you", "elicitation")
-        dialog.appendChild(el("p", params.message, testid="elicitation-message"))
-        view: FormView | None = None
-        if isinstance(params, mt.ElicitRequestURLParams):
-            dialog.appendChild(el("p", "It asks you to open this URL yourself:", cls="muted small"))
-            dialog.appendChild(el("pre", params.url, cls="block", testid="elicitation-url"))
-        else:
-            view = FormView(build_form(_dump(params.requested_schema)), self.dialog_scope, prefix="elicit")
-            dialog.appendChild(view.node)
-        accept = el("button", "Accept", type="button", cls="primary", testid="elicit-accept")
-        decline = el("button", "Decline", type="button", testid="elicit-decline")
-        cancel = el("button", "Cancel", type="button", testid="elicit-cancel")
-        dialog.appendChild(el("div", cls="buttons", children=[accept, decline, cancel]))
-        answer: asyncio.Future[mt.ElicitResult] = asyncio.get_running_loop().create_future()
-
-        def on_accept(_evt: Any) -> None:
-            content: dict[str, Any] | None = None
-            if view is not None:
-                content, errors = view.values()
-                if errors:
-                    return
-            if not answer.done():
-                answer.set_result(mt.ElicitResult(action="accept", content=content))
-
-        self.dialog_scope.on(accept, "click", on_accept)
-        self.dialog_scope.on(
-            decline, "click", lambda _e: answer.done() or answer.set_result(mt.ElicitResult(action="decline"))
-        )
-        self.dialog_scope.on(
-            cancel, "click", lambda _e: answer.done() or answer.set_result(mt.ElicitResult(action="cancel"))
-        )
         try:
+            dialog = self._open_dialog("The server asks you", "elicitation")
+            dialog.appendChild(el("p", params.message, testid="elicitation-message"))
+            view: FormView | None = None
+            if isinstance(params, mt.ElicitRequestURLParams):
+                dialog.appendChild(el("p", "It asks you to open this URL yourself:", cls="muted small"))
+                dialog.appendChild(el("pre", params.url, cls="block", testid="elicitation-url"))
+            else:
+                view = FormView(build_form(params.requested_schema), self.dialog_scope, prefix="elicit")
+                dialog.appendChild(view.node)
+            accept = el("button", "Accept", type="button", cls="primary", testid="elicit-accept")
+            decline = el("button", "Decline", type="button", testid="elicit-decline")
+            cancel = el("button", "Cancel", type="button", testid="elicit-cancel")
+            dialog.appendChild(el("div", cls="buttons", children=[accept, decline, cancel]))
+            answer: asyncio.Future[mt.ElicitResult] = asyncio.get_running_loop().create_future()
+
+            def on_accept(_evt: Any) -> None:
+                content: dict[str, Any] | None = None
+                if view is not None:
+                    content, errors = view.values()
+                    if errors:
+                        return
+                if not answer.done():
+                    answer.set_result(mt.ElicitResult(action="accept", content=content))
+
+            self.dialog_scope.on(accept, "click", on_accept)
+            self.dialog_scope.on(
+                decline, "click", lambda _e: answer.done() or answer.set_result(mt.ElicitResult(action="decline"))
+            )
+            self.dialog_scope.on(
+                cancel, "click", lambda _e: answer.done() or answer.set_result(mt.ElicitResult(action="cancel"))
+            )
             return await answer
         finally:
             self._close_dialog()

@@ -83,6 +83,8 @@ class Settings:
         header_name: An optional extra request header (HTTP transports only).
         header_value: Its value (e.g. ``Bearer abc``).
         autoconnect: Connect as soon as the page is ready.
+        implied: ``autoconnect`` was not asked for but implied (no ``server`` given: try the page's
+            own origin, which is the demo server when it serves the page); a failure is then no error.
     """
 
     server: str
@@ -90,6 +92,7 @@ class Settings:
     header_name: str = ""
     header_value: str = ""
     autoconnect: bool = False
+    implied: bool = False
 
 
 def endpoint_url(server: str, transport: str) -> str:
@@ -120,7 +123,8 @@ def parse_deep_link(query: str, origin: str) -> Settings:
 
     ``server`` defaults to ``origin`` (the page's own server); unknown
     transports fall back to the default; ``header=Name: value`` sets the
-    extra header.
+    extra header. Without ``server`` and ``autoconnect`` the page tries its
+    own origin (``implied``): served by the demo server, it lands connected.
     """
     params = parse_qs(query.lstrip("?"), keep_blank_values=True)
 
@@ -133,12 +137,15 @@ def parse_deep_link(query: str, origin: str) -> Settings:
     if transport not in TRANSPORTS:
         transport = DEFAULT_TRANSPORT
     name, _, value = first("header").partition(":")
+    asked = first("autoconnect").lower()
+    implied = not asked and not first("server")
     return Settings(
         server=first("server") or origin,
         transport=transport,
         header_name=name.strip(),
         header_value=value.strip(),
-        autoconnect=first("autoconnect").lower() in ("1", "true", "yes", "on"),
+        autoconnect=implied or asked in ("1", "true", "yes", "on"),
+        implied=implied,
     )
 
 

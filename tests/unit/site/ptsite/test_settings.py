@@ -47,7 +47,9 @@ def test_bad_endpoint_settings(server: str, transport: str) -> None:
 
 def test_deep_links() -> None:
     origin = "http://127.0.0.1:9000"
-    assert parse_deep_link("", origin) == Settings(server=origin)
+    assert parse_deep_link("", origin) == Settings(server=origin, autoconnect=True, implied=True)
+    assert parse_deep_link("autoconnect=0", origin) == Settings(server=origin)
+    assert parse_deep_link(f"server={origin}", origin) == Settings(server=origin)
     s = parse_deep_link(
         "?server=http%3A%2F%2Fh%3A1&transport=ws&autoconnect=1&header=Authorization:%20Bearer%20t", origin
     )
