@@ -1,6 +1,9 @@
-"""The demo site's Python: pure view logic (forms, views, tracing, snippets) and thin DOM layers.
+"""The demo site's Python: pure view logic and thin DOM layers.
 
-Modules without ``_app`` in their name are pure Python (no ``js``, no
-``pyscript``) and are unit-tested in CPython; ``explorer_app`` and
-``docs_app`` wire them to the page.
+Pure modules (no ``js``, unit-tested in CPython under ``tests/unit/site``):
+``forms`` (JSON Schema -> form -> arguments), ``views`` (results, resources,
+prompts, logs -> text and validated ``data:`` URLs), ``tracing`` (a logging
+wrapper transport), ``settings`` (endpoints, deep links, error text, URI
+templates) and ``snippets`` (run docs code with top-level ``await``).
+DOM modules (Pyodide only): ``dom``, ``explorer_app``, ``docs_app``.
 """
