@@ -704,8 +704,9 @@ async def scenario_connection_closed_fails_pending() -> None:
         await r.client.connect()
         calls = [asyncio.ensure_future(r.client.call_tool("slow", timeout=None)) for _ in range(3)]
         await r.peer.wait_for(lambda: len(r.peer.requests("tools/call")) == 3, "three calls")
+        gathered = asyncio.gather(*calls, return_exceptions=True)
         await r.peer.transport.close()
-        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        outcomes = await gathered
         assert all(isinstance(o, ConnectionClosedError) for o in outcomes), outcomes
         assert not r.client.is_connected()
         try:
@@ -1091,8 +1092,9 @@ async def scenario_close_during_reinitialize_fails_waiters() -> None:
         r.wire.expire_session()
         calls = [asyncio.ensure_future(r.client.list_tools()), asyncio.ensure_future(r.client.ping())]
         await r.peer.wait_for(lambda: len(r.peer.requests("initialize")) == 2, "re-initialize sent")
+        gathered = asyncio.gather(*calls, return_exceptions=True)
         await r.client.close()
-        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        outcomes = await gathered
         assert all(isinstance(o, ConnectionClosedError) for o in outcomes), outcomes
 
 
