@@ -9,18 +9,20 @@ requests to it must fail with a clear ``CORSError``.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from e2e_support import LoopbackGuard
 from playwright.sync_api import Browser, Page
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pyodide"))
+
+from transport_adapters import shared_conftest
 
 pytestmark = pytest.mark.e2e
 
@@ -34,18 +36,6 @@ from server_demo.config import SecurityConfig
 app = create_app(config=AppConfig(security=SecurityConfig(allowed_origins=("http://localhost:*",))))
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
 """
-
-
-def shared_conftest() -> ModuleType:
-    """``tests/conftest.py`` (the name ``conftest`` here is this folder's)."""
-    name = "_pt_shared_conftest"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "tests" / "conftest.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name]
 
 
 class Process:

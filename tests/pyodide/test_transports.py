@@ -7,15 +7,12 @@ browser adapters of ``pyodide_transport._browser``.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from node_runtime import NodePyodide
+from transport_adapters import shared_conftest
 from transport_scenarios import HANDSHAKE, SUITE
 
 pytestmark = pytest.mark.pyodide
@@ -29,19 +26,6 @@ if "/tests/pyodide" not in sys.path:
 import pyodide_transport
 import transport_scenarios as S
 """
-
-
-def shared_conftest() -> ModuleType:
-    """``tests/conftest.py`` (DemoServer, free_port); the name ``conftest`` here is this folder's."""
-    name = "_pt_shared_conftest"
-    if name not in sys.modules:
-        path = Path(__file__).resolve().parents[1] / "conftest.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name]
 
 
 def endpoint_url(base: str, endpoint: str) -> str:

@@ -8,7 +8,11 @@ server in CPython as it does in Pyodide over the JS ``fetch``/``WebSocket``.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -110,3 +114,19 @@ async def cpython_connect(url: str, **options: Any) -> Client:
     else:
         options.setdefault("fetch", HttpxHTTPClient())
     return await pyodide_transport.connect(url, **options)
+
+
+def shared_conftest() -> ModuleType:
+    """``tests/conftest.py`` (DemoServer, free_port, wait_for_port) under a name of its own.
+
+    ``from conftest import ...`` picks whichever ``conftest`` module pytest
+    imported last (tests/e2e, tests/pyodide, ...); this does not.
+    """
+    name = "_pt_shared_conftest"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "conftest.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]

@@ -11,6 +11,10 @@ from typing import Any
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "pyodide"))
+
+from transport_adapters import shared_conftest
+
 from pyodide_transport import check
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -36,12 +40,11 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
 
 @pytest.fixture
 def broken_server() -> Iterator[str]:
-    from conftest import free_port, wait_for_port
-
-    port = free_port()
+    shared = shared_conftest()
+    port = shared.free_port()
     proc = subprocess.Popen([sys.executable, "-c", HIDDEN_SESSION_APP, str(port)], cwd=ROOT)
     try:
-        wait_for_port(port, proc)
+        shared.wait_for_port(port, proc)
         yield f"http://127.0.0.1:{port}/mcp"
     finally:
         proc.terminate()

@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "pyodide"))
 
 import transport_scenarios as scenarios
-from transport_adapters import HttpxHTTPClient, cpython_connect, websockets_connector
+from transport_adapters import HttpxHTTPClient, cpython_connect, shared_conftest, websockets_connector
 
 import pyodide_transport
 from pyodide_transport.connection import split_options, transport_for
@@ -74,7 +74,6 @@ def test_outside_pyodide_the_browser_defaults_explain_themselves() -> None:
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:{port}/mcp", "ws://127.0.0.1:{port}/ws"])
 async def test_connect_failure_raises_network_error_and_cleans_up(url: str) -> None:
-    from conftest import free_port
-
+    free_port = shared_conftest().free_port
     with pytest.raises(NetworkError):
         await cpython_connect(url.format(port=free_port()), request_timeout=5.0)

@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "pyodide"))
 
-from transport_adapters import cpython_connect, websockets_connector
+from transport_adapters import cpython_connect, shared_conftest, websockets_connector
 
 from pyodide_transport.client import Client
 from pyodide_transport.errors import (
@@ -286,10 +286,8 @@ def test_invalid_options_are_refused(bad: dict[str, Any]) -> None:
 
 
 async def test_real_server_drop_and_restart_reconnects(monkeypatch: pytest.MonkeyPatch) -> None:
-    import conftest
-    from conftest import DemoServer
-
-    first = DemoServer()
+    conftest = shared_conftest()
+    first = conftest.DemoServer()
     port = first.port
     second = None
     try:
@@ -306,7 +304,7 @@ async def test_real_server_drop_and_restart_reconnects(monkeypatch: pytest.Monke
         first.stop()
         await until(lambda: transport.state == "reconnecting", limit=15)
         monkeypatch.setattr(conftest, "free_port", lambda: port)  # the new server takes the old port
-        second = DemoServer()
+        second = conftest.DemoServer()
         assert await echo(client, "after") == "after"
         assert transport.reconnects == 1 and client.session_generation == 1
         await client.close()
