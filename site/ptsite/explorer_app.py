@@ -9,9 +9,11 @@ message trace. Everything the server sends is rendered by
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -117,7 +119,7 @@ class Explorer:
         self.scope.on(by_testid("trace-clear"), "click", lambda _e: self._clear_trace())
         for tab in js.document.querySelectorAll("[data-tab]"):
             name = str(tab.dataset.tab)
-            self.scope.on(tab, "click", lambda _e, name=name: self.show_tab(name))
+            self.scope.on(tab, "click", functools.partial(_ignore_event, self.show_tab, name))
         self._update_share_link()
         by_testid("connect-button").disabled = False
         js.document.body.classList.remove("booting")
@@ -325,7 +327,7 @@ class Explorer:
                 data_key=key,
                 children=[el("span", name, cls="name"), el("span", desc, cls="desc", title=desc)],
             )
-            self.list_scope.on(button, "click", lambda _e, key=key: on_pick(key))
+            self.list_scope.on(button, "click", functools.partial(_ignore_event, on_pick, key))
             node.appendChild(el("li", children=[button]))
 
     def _select_in(self, testid: str, key: str) -> None:
@@ -638,9 +640,8 @@ class Explorer:
             box.setAttribute("list", f"complete-{var}")
             inputs[var] = box
             form.appendChild(el("label", children=[el("span", var, cls="label"), box, options]))
-            self.resource_scope.on(
-                box, "input", lambda _e, var=var, box=box, options=options: self._complete(template, var, box, options)
-            )
+            complete = functools.partial(_ignore_event, self._complete, template, var, box, options)
+            self.resource_scope.on(box, "input", complete)
         preview = el("p", "", cls="small muted", testid="template-preview")
         form.appendChild(preview)
         detail.appendChild(form)
@@ -850,8 +851,8 @@ class Explorer:
             reject = el("button", "Reject", type="button", testid="sampling-reject")
             dialog.appendChild(el("div", cls="buttons", children=[send, reject]))
             answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-            self.dialog_scope.on(send, "click", lambda _e: answer.done() or answer.set_result(str(reply.value)))
-            self.dialog_scope.on(reject, "click", lambda _e: answer.done() or answer.set_result(None))
+            self.dialog_scope.on(send, "click", lambda _e: _settle(answer, str(reply.value)))
+            self.dialog_scope.on(reject, "click", lambda _e: _settle(answer, None))
             text = await answer
         finally:
             self._close_dialog()
@@ -889,15 +890,22 @@ class Explorer:
                     answer.set_result(mt.ElicitResult(action="accept", content=content))
 
             self.dialog_scope.on(accept, "click", on_accept)
-            self.dialog_scope.on(
-                decline, "click", lambda _e: answer.done() or answer.set_result(mt.ElicitResult(action="decline"))
-            )
-            self.dialog_scope.on(
-                cancel, "click", lambda _e: answer.done() or answer.set_result(mt.ElicitResult(action="cancel"))
-            )
+            self.dialog_scope.on(decline, "click", lambda _e: _settle(answer, mt.ElicitResult(action="decline")))
+            self.dialog_scope.on(cancel, "click", lambda _e: _settle(answer, mt.ElicitResult(action="cancel")))
             return await answer
         finally:
             self._close_dialog()
+
+
+def _ignore_event(func: Callable[..., Any], *args: Any) -> Any:
+    """Call ``func(*args)``, dropping the DOM event passed last (for ``functools.partial`` handlers)."""
+    return func(*args[:-1])
+
+
+def _settle(future: asyncio.Future[Any], value: Any) -> None:
+    """Resolve ``future`` unless it already is (a second click does nothing)."""
+    if not future.done():
+        future.set_result(value)
 
 
 _explorer: Explorer | None = None
