@@ -137,6 +137,12 @@ def _default_http_client(fetch: Any) -> HTTPClient:
     )
 
 
+def _retrieve(future: asyncio.Future[None]) -> None:
+    """Mark a future's exception as seen (``send`` may have stopped waiting for it)."""
+    if not future.cancelled():
+        future.exception()
+
+
 class _Closed:
     """Marker in the inbox: the transport is closed."""
 
@@ -242,6 +248,7 @@ class FetchTransport:
                 task.cancel()
             return
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ready.add_done_callback(_retrieve)
         task = self._spawn(self._drive(action, ready), action)
         try:
             await asyncio.shield(ready)
@@ -327,7 +334,10 @@ class FetchTransport:
                 with contextlib.suppress(Exception):
                     await response.aclose()
             if ready is not None and not ready.done():
-                ready.set_result(None)
+                if self._closed:
+                    ready.set_exception(ConnectionClosedError("the transport closed before the server answered"))
+                else:
+                    ready.set_result(None)
 
     def _handle(self, events: list[Event], ready: asyncio.Future[None] | None) -> None:
         for event in events:

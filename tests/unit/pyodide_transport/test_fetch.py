@@ -210,3 +210,32 @@ async def test_404_expires_session_and_client_reinitializes_once() -> None:
         expired = FetchTransport("http://x/mcp", fetch=ScriptedHTTP(handler), open_get_stream=False)
         expired._expired = True
         await expired.send(make_request(9, "ping"))
+
+
+async def test_close_while_send_waits_fails_the_send_and_cancels_the_request() -> None:
+    started = asyncio.Event()
+    aborted: list[bool] = []
+
+    class Hanging:
+        async def request(
+            self, method: str, url: str, headers: Mapping[str, str], body: bytes | None = None
+        ) -> ScriptedResponse:
+            started.set()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                aborted.append(True)  # cancelling the task is how the fetch gets aborted
+                raise
+            raise AssertionError("unreachable")
+
+        async def aclose(self) -> None:
+            pass
+
+    transport = FetchTransport("http://x/mcp", fetch=Hanging())
+    sending = asyncio.ensure_future(transport.send(make_request(1, "ping")))
+    await started.wait()
+    await transport.close()
+    with pytest.raises(ConnectionClosedError, match="closed before the server answered"):
+        await sending
+    assert aborted == [True]
+    assert not transport._tasks
