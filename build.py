@@ -241,11 +241,12 @@ def build_site(py: Path, dist: Path = DIST) -> None:
     pyodide_tgz = npm_tarball(pyo["name"], pyo["version"], pyo["integrity"])
     pyscript_tgz = npm_tarball(pys["name"], pys["version"], pys["integrity"])
 
+    final, dist = dist, dist.with_name(dist.name + ".partial")  # build aside, then swap in
     runtime = dist / "pyodide"  # the runtime, every wheel and the lock file: one folder
     shutil.rmtree(dist, ignore_errors=True)
     dist.mkdir(parents=True)
     for src in SITE_SRC.iterdir():
-        if src.name == "dist" or src.name.startswith("."):
+        if src.name.startswith(("dist", ".")):
             continue
         if src.is_dir():
             shutil.copytree(src, dist / src.name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -274,7 +275,13 @@ def build_site(py: Path, dist: Path = DIST) -> None:
     }
     (dist / "build-info.json").write_text(json.dumps(build_info, indent=1, sort_keys=True))
     size = sum(f.stat().st_size for f in dist.rglob("*") if f.is_file())
-    log(f"site built in {dist}: {len(packages)} wheels, {size / 1e6:.1f} MB")
+    old = final.with_name(final.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    dist.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    log(f"site built in {final}: {len(packages)} wheels, {size / 1e6:.1f} MB")
 
 
 # --- commands ---------------------------------------------------------------------------------

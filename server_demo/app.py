@@ -45,8 +45,13 @@ _HOST_RE = re.compile(r"^[A-Za-z0-9.\-\[\]:]+$")
 
 
 def content_security_policy(host: str | None) -> str:
-    """The site's CSP: Pyodide needs WebAssembly compilation, PyScript needs eval, workers come from blobs."""
+    """The site's CSP: Pyodide needs WebAssembly compilation, PyScript needs eval, workers come from blobs.
+
+    Pages may connect to their own origin and to MCP servers on this machine (any loopback port), so the
+    explorer can test a local server; nothing else.
+    """
     sockets = f" ws://{host} wss://{host}" if host and _HOST_RE.match(host) else ""
+    sockets += "".join(f" {scheme}://{name}:*" for scheme in ("http", "ws") for name in ("127.0.0.1", "localhost"))
     return "; ".join(
         [
             "default-src 'self'",

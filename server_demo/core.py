@@ -23,6 +23,7 @@ import contextlib
 import itertools
 import logging
 import re
+import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
@@ -159,9 +160,9 @@ class TemplateDef:
         self.pattern = re.compile(f"^{regex}$")
 
     def match(self, uri: str) -> dict[str, str] | None:
-        """The template variables if ``uri`` matches, else None."""
+        """The template variables (percent-decoded, as RFC 6570 simple expansion encodes them) or None."""
         m = self.pattern.match(uri)
-        return m.groupdict() if m else None
+        return {k: urllib.parse.unquote(v) for k, v in m.groupdict().items()} if m else None
 
     def to_model(self) -> mt.ResourceTemplate:
         """The ``resources/templates/list`` entry."""

@@ -73,3 +73,20 @@ def demo_server() -> Iterator[DemoServer]:
         yield server
     finally:
         server.stop()
+
+
+_TIER_ORDER = ("unit", "integration", "conformance", "pyodide", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tiers in order, cheapest first and Chromium last.
+
+    The sync Playwright fixtures keep an event loop running for the rest of the
+    session, so no asyncio test may run after the first browser test.
+    """
+
+    def tier(item: pytest.Item) -> int:
+        parts = Path(str(item.fspath)).relative_to(ROOT / "tests").parts
+        return _TIER_ORDER.index(parts[0]) if parts[0] in _TIER_ORDER else len(_TIER_ORDER)
+
+    items.sort(key=tier)  # stable: keeps file and definition order within a tier

@@ -104,10 +104,10 @@ def test_lands_connected_then_disconnects_and_reconnects(page: Page, demo_server
     expect(page.get_by_test_id("session-id")).not_to_contain_text("none")
 
 
-def test_page_csp_blocking_another_server_is_explained(page: Page, demo_server, static_site: str) -> None:  # type: ignore[no-untyped-def]
-    """Served by the demo server, the page may only connect to its own origin (connect-src)."""
+def test_page_csp_blocking_another_server_is_explained(page: Page, demo_server) -> None:  # type: ignore[no-untyped-def]
+    """Served by the demo server, the page may connect to its own origin and loopback servers only (connect-src)."""
     open_explorer(page, f"{demo_server.url}/?autoconnect=0")
-    page.get_by_test_id("server-url").fill(static_site)
+    page.get_by_test_id("server-url").fill("http://mcp.example.invalid/mcp")
     page.get_by_test_id("connect-button").click()
     expect(page.get_by_test_id("connection-error")).to_contain_text("Content-Security-Policy", timeout=CALL)
 

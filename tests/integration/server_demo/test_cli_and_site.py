@@ -48,8 +48,16 @@ async def test_site_is_served_with_csp_and_mime_types(site_server: str) -> None:
 
 
 def test_csp_ignores_a_strange_host() -> None:
-    assert "ws:" not in content_security_policy("evil host\r\nx")
-    assert "connect-src 'self' ws://127.0.0.1:1 wss://127.0.0.1:1" in content_security_policy("127.0.0.1:1")
+    strange = content_security_policy("evil host\r\nx")
+    assert "evil" not in strange and "\n" not in strange
+    assert "connect-src 'self' ws://127.0.0.1:1 wss://127.0.0.1:1 " in content_security_policy("127.0.0.1:1")
+
+
+def test_csp_lets_pages_reach_local_servers_only() -> None:
+    connect = next(d for d in content_security_policy("127.0.0.1:8000").split("; ") if d.startswith("connect-src"))
+    for source in ("http://127.0.0.1:*", "ws://127.0.0.1:*", "http://localhost:*", "ws://localhost:*"):
+        assert source in connect.split()
+    assert not any(s in connect.split() for s in ("*", "http:", "https:", "ws:", "wss:"))
 
 
 def test_cli_defaults() -> None:
