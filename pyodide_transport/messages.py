@@ -56,7 +56,7 @@ def message_from_obj(obj: object) -> TransportMessage:
     if not isinstance(obj, dict):
         raise RemoteProtocolError(f"JSON-RPC message must be an object, got {type(obj).__name__}")
     if obj.get("jsonrpc") != JSONRPC_VERSION:
-        raise RemoteProtocolError(f"JSON-RPC message needs \"jsonrpc\": \"2.0\", got {obj.get('jsonrpc')!r}")
+        raise RemoteProtocolError(f'JSON-RPC message needs "jsonrpc": "2.0", got {obj.get("jsonrpc")!r}')
     model: type[TransportMessage]
     if "method" in obj:
         model = JSONRPCRequest if "id" in obj else JSONRPCNotification
@@ -136,6 +136,4 @@ def make_response(request_id: RequestId, result: dict[str, Any]) -> JSONRPCRespo
 
 def error_response(request_id: RequestId | None, code: int, message: str, data: Any = None) -> JSONRPCError:
     """Build an error response envelope."""
-    return JSONRPCError(
-        jsonrpc=JSONRPC_VERSION, id=request_id, error=ErrorData(code=code, message=message, data=data)
-    )
+    return JSONRPCError(jsonrpc=JSONRPC_VERSION, id=request_id, error=ErrorData(code=code, message=message, data=data))
