@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -90,3 +90,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return _TIER_ORDER.index(parts[0]) if parts[0] in _TIER_ORDER else len(_TIER_ORDER)
 
     items.sort(key=tier)  # stable: keeps file and definition order within a tier
+
+
+_FIGURES: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session")
+def record_figure() -> Callable[[str, object], None]:
+    """Record a figure (trials, cases, examples, sessions, scenarios) for the run's closing summary."""
+
+    def record(name: str, value: object) -> None:
+        _FIGURES[name] = str(value)
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the recorded figures, so CI logs carry them."""
+    if _FIGURES:
+        terminalreporter.section("figures")
+        for name, value in sorted(_FIGURES.items()):
+            terminalreporter.write_line(f"{name}: {value}")

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -95,11 +95,14 @@ def problems(results: dict[str, list[dict[str, object]]]) -> list[str]:
     ]
 
 
-def test_active_suite_passes_every_scenario(server_url: str, tmp_path: Path) -> None:
+def test_active_suite_passes_every_scenario(
+    server_url: str, tmp_path: Path, record_figure: Callable[[str, object], None]
+) -> None:
     results = run_suite(server_url, tmp_path)
     passed = [s for s, checks in results.items() if all(c["status"] in ("SUCCESS", "INFO") for c in checks)]
     total_checks = sum(len(c) for c in results.values())
     print(f"conformance: {len(passed)}/{len(results)} scenarios passed ({total_checks} checks)")
+    record_figure("conformance server scenarios (active suite)", f"{len(passed)}/{len(results)}, {total_checks} checks")
     assert not problems(results), "\n".join(problems(results))
     assert len(results) == ACTIVE_SCENARIOS
     # A scenario that reports only INFO proved nothing: each must have at least one SUCCESS.
