@@ -42,6 +42,8 @@ from urllib.parse import urlsplit
 from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY
 from mcp_types.version import LATEST_HANDSHAKE_VERSION, LATEST_MODERN_VERSION
 
+from .streamable_http import BROWSER_REQUEST_HEADERS
+
 __all__ = [
     "REQUIRED_HEADERS",
     "Check",
@@ -52,16 +54,7 @@ __all__ = [
     "transport_checks",
 ]
 
-REQUIRED_HEADERS = (
-    "content-type",
-    "accept",
-    "authorization",
-    "mcp-session-id",
-    "mcp-protocol-version",
-    "last-event-id",
-    "mcp-method",
-    "mcp-name",
-)
+REQUIRED_HEADERS = BROWSER_REQUEST_HEADERS
 """Request headers a browser MCP client sends; the preflight must allow them all."""
 
 _ROOT = Path(__file__).resolve().parents[1]

@@ -89,7 +89,9 @@ from .messages import (
 from .sse import SSEDecoder, SSEEvent
 
 __all__ = [
+    "BROWSER_REQUEST_HEADERS",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "EXPOSED_RESPONSE_HEADERS",
     "MODERN_ERROR_CODES",
     "AbortExchange",
     "Event",
@@ -107,6 +109,21 @@ __all__ = [
     "StreamableHTTPClient",
     "encode_header_value",
 ]
+
+BROWSER_REQUEST_HEADERS: tuple[str, ...] = (
+    "content-type",
+    "accept",
+    "authorization",
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "last-event-id",
+    "mcp-method",
+    "mcp-name",
+)
+"""Request headers a browser MCP client sends; a server's CORS preflight must allow them all."""
+
+EXPOSED_RESPONSE_HEADERS: tuple[str, ...] = ("Mcp-Session-Id", "MCP-Protocol-Version")
+"""Response headers a browser client must be able to read; a server must list them in Expose-Headers."""
 
 DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
 """Default limit for one JSON body or SSE event (4 MiB, the official SDKs' limit)."""

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from mcp_types.jsonrpc import INVALID_REQUEST, UNSUPPORTED_PROTOCOL_VERSION
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
+from pyodide_transport.streamable_http import BROWSER_REQUEST_HEADERS, EXPOSED_RESPONSE_HEADERS
+
 from .config import SecurityConfig
 
 __all__ = [
@@ -36,19 +38,10 @@ __all__ = [
     "preflight_headers",
 ]
 
-CORS_ALLOW_HEADERS: tuple[str, ...] = (
-    "content-type",
-    "accept",
-    "authorization",
-    "mcp-session-id",
-    "mcp-protocol-version",
-    "last-event-id",
-    "mcp-method",
-    "mcp-name",
-)
+CORS_ALLOW_HEADERS: tuple[str, ...] = BROWSER_REQUEST_HEADERS
 """Request headers a browser page may send (answered in every preflight)."""
 
-CORS_EXPOSE_HEADERS = "Mcp-Session-Id, MCP-Protocol-Version"
+CORS_EXPOSE_HEADERS = ", ".join(EXPOSED_RESPONSE_HEADERS)
 """Response headers a browser page may read; without this the session id stays hidden."""
 
 ALLOWED_METHODS = "GET, POST, DELETE, OPTIONS"

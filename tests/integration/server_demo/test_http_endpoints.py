@@ -25,6 +25,8 @@ from live_server import (
     sse_events,
 )
 
+from pyodide_transport.streamable_http import BROWSER_REQUEST_HEADERS, EXPOSED_RESPONSE_HEADERS
+
 MODES = {"sse": "/mcp", "json": "/mcp/json", "stateless": "/mcp/stateless"}
 STATEFUL = ["sse", "json"]
 ALLOWED_ORIGIN = "http://localhost:5173"
@@ -231,23 +233,13 @@ async def test_cors_preflight_and_exposure(client: httpx.AsyncClient, mode: str)
     assert response.status_code == 204
     assert response.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
     allowed = {h.strip() for h in response.headers["access-control-allow-headers"].split(",")}
-    assert allowed >= {
-        "content-type",
-        "accept",
-        "authorization",
-        "mcp-session-id",
-        "mcp-protocol-version",
-        "last-event-id",
-        "mcp-method",
-        "mcp-name",
-        "mcp-param-region",
-    }
+    assert allowed >= {*BROWSER_REQUEST_HEADERS, "mcp-param-region"}
     assert {"GET", "POST", "DELETE"} <= {m.strip() for m in response.headers["access-control-allow-methods"].split(",")}
     response = await client.post(MODES[mode], json=INIT, headers={**headers(), "origin": ALLOWED_ORIGIN})
     await response.aread()
     assert response.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
     exposed = {h.strip().lower() for h in response.headers["access-control-expose-headers"].split(",")}
-    assert exposed >= {"mcp-session-id", "mcp-protocol-version"}
+    assert exposed >= {h.lower() for h in EXPOSED_RESPONSE_HEADERS}
     error = await client.post(MODES[mode], content=b"{", headers={**headers(), "origin": ALLOWED_ORIGIN})
     assert error.status_code == 400
     assert error.headers["access-control-allow-origin"] == ALLOWED_ORIGIN  # errors stay readable
