@@ -8,10 +8,11 @@ The decoder is a small state machine with two verbs, in the h11 style:
   WHATWG algorithm requires.
 
 Between calls it exposes what an SSE client must remember across events and
-reconnects: :attr:`SSEDecoder.last_event_id` (updated by every valid ``id``
-line, even one in an event that is never dispatched, such as the MCP
-"priming" event) and :attr:`SSEDecoder.retry` (the last valid ``retry`` value,
-in milliseconds).
+reconnects: :attr:`SSEDecoder.last_event_id` (the id of the last *complete*
+event, i.e. one ended by its blank line, even if it carried no data, such as
+the MCP "priming" event; an id line of an event cut off before its blank line
+does not count, as in WHATWG, or a resumption would skip that event) and
+:attr:`SSEDecoder.retry` (the last valid ``retry`` value, in milliseconds).
 
 Lines are split on bytes (CR, LF and CRLF never occur inside a UTF-8
 sequence), so a multi-byte character or a CR/LF pair split across two chunks
@@ -64,7 +65,7 @@ class SSEDecoder:
             continues from (WHATWG keeps it across reconnects).
 
     Attributes:
-        last_event_id: The id set by the latest valid ``id`` field (``""`` = none).
+        last_event_id: The id set by the latest valid ``id`` field of a complete event (``""`` = none).
         retry: The latest valid ``retry`` value in milliseconds, or ``None``.
     """
 
@@ -73,6 +74,7 @@ class SSEDecoder:
             raise ValueError("max_event_size must be positive")
         self.max_event_size = max_event_size
         self.last_event_id = last_event_id
+        self._id_buffer = last_event_id  # WHATWG "last event ID buffer": applied when the event completes
         self.retry: int | None = None
         self._buf = bytearray()  # bytes not yet split into lines
         self._scanned = 0  # prefix of _buf known to hold no line end
@@ -161,12 +163,13 @@ class SSEDecoder:
             self._event_type = value.decode("utf-8", "replace")
         elif name == b"id":
             if b"\0" not in value:
-                self.last_event_id = value.decode("utf-8", "replace")
+                self._id_buffer = value.decode("utf-8", "replace")
         elif name == b"retry" and value.isdigit():  # bytes.isdigit(): ASCII digits, False for b""
             self.retry = int(value)
         return None
 
     def _dispatch(self) -> SSEEvent | None:
+        self.last_event_id = self._id_buffer
         data, event_type = self._data, self._event_type
         self._data, self._data_size, self._event_type = [], 0, ""
         if not data:

@@ -75,7 +75,7 @@ def demo_server() -> Iterator[DemoServer]:
         server.stop()
 
 
-_TIER_ORDER = ("unit", "integration", "conformance", "pyodide", "e2e")
+_TIER_ORDER = ("unit", "integration", "fuzz", "security", "faults", "load", "conformance", "pyodide", "e2e")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
