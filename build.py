@@ -314,6 +314,17 @@ def cmd_test(args: argparse.Namespace) -> None:
     raise SystemExit(result.returncode)
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    """Install what the benchmarks need, build the site, run every benchmark (see benchmarks/)."""
+    py = ensure_venv("dev")
+    ensure_npm()  # the TypeScript SDK and esbuild, bundled for the bench page by the benchmarks
+    chromium = find_chromium(py)
+    build_site(py)
+    env = {**os.environ, "PT_CHROMIUM": chromium, "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run([str(py), "-m", "benchmarks", *args.bench_args], cwd=ROOT, env=env)
+    raise SystemExit(result.returncode)
+
+
 def main() -> None:
     """Parse the command line and run one command."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -328,6 +339,9 @@ def main() -> None:
     test = sub.add_parser("test", help="install test needs, build, run every test tier; extra args go to pytest")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER)
     test.set_defaults(func=cmd_test)
+    bench = sub.add_parser("bench", help="run the benchmarks (results in benchmarks/results/); args go to it")
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench.set_defaults(func=cmd_bench)
     args = parser.parse_args()
     args.func(args)
 

@@ -1,0 +1,482 @@
+"""Turn a results dict into the Markdown table, the chart (HTML/SVG, screenshot by Chromium) and the README block.
+
+Pure functions of the results, so they can be tested on fake data.
+"""
+
+# ruff: noqa: RUF001  (the report is typeset: the multiplication sign and dashes are meant)
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+from typing import Any
+
+ENDPOINT_LABELS = {
+    "http-sse": "HTTP stateful + SSE (`/mcp`)",
+    "http-json": "HTTP stateful + JSON (`/mcp/json`)",
+    "http-stateless": "HTTP stateless (`/mcp/stateless`)",
+    "websocket": "WebSocket (`/ws`)",
+}
+README_BEGIN = "<!-- bench:begin -->"
+README_END = "<!-- bench:end -->"
+
+
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    align = ["---"] + ["---:"] * (len(header) - 1)
+    return "\n".join([_row(header), _row(align), *(_row(r) for r in rows)])
+
+
+def _rate(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return "–"
+    return f"{row['calls_per_s']:.0f} ({row['p50_ms']:.1f} / {row['p99_ms']:.1f})"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    if not a or not b:
+        return "–"
+    return f"{a / b:.2f}×"
+
+
+def _cps(row: dict[str, Any] | None) -> float | None:
+    return None if row is None else float(row["calls_per_s"])
+
+
+def _kb(n: float) -> str:
+    return f"{n / 1000:,.0f} kB" if n >= 10_000 else f"{n / 1000:.1f} kB"
+
+
+def client_rows(results: dict[str, Any]) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """Index the client rows by (impl, endpoint, concurrency)."""
+    return {(r["impl"], r["endpoint"], r["concurrency"]): r for r in results.get("client", {}).get("rows", [])}
+
+
+def client_table(results: dict[str, Any]) -> str:
+    """Part 1: calls/s (p50 / p99 ms) per client, endpoint and concurrency, with ours/SDK and ours/raw."""
+    rows = client_rows(results)
+    out = []
+    for ep, label in ENDPOINT_LABELS.items():
+        for conc in (1, 16):
+            raw, sdk, ours = (rows.get((i, ep, conc)) for i in ("raw", "sdk", "ours"))
+            modern = rows.get(("ours-modern", ep, conc))
+            if not (raw or sdk or ours):
+                continue
+            out.append(
+                [
+                    label,
+                    "sequential" if conc == 1 else f"{conc} in flight",
+                    _rate(raw),
+                    _rate(sdk),
+                    _rate(ours),
+                    _ratio(_cps(ours), _cps(sdk)),
+                    _ratio(_cps(ours), _cps(raw)),
+                    _rate(modern),
+                ]
+            )
+    header = ["transport", "calls", "(a) raw JS", "(b) TS SDK 1.32", "(c) ours", "c/b", "c/a", "ours, 2026-07-28"]
+    return _table(header, out)
+
+
+STAGES = (
+    ("runtime", "runtime"),
+    ("wheels", "wheels"),
+    ("imports", "imports"),
+    ("handshake", "handshake"),
+    ("call", "first call"),
+)
+PAGE_LABELS = {
+    "bare": "bare Pyodide boot",
+    "minimal": "minimal page (Pyodide + our wheel)",
+    "pyscript": "minimal PyScript page",
+    "explorer": "explorer (index.html)",
+}
+
+
+def _stages(marks: dict[str, float]) -> dict[str, float]:
+    """Stage durations from cumulative marks; PyScript's boot (runtime + wheels) shows as ``python``."""
+    out: dict[str, float] = {}
+    prev = 0.0
+    order = ["runtime", "wheels", "python", "ready", "imports", "handshake", "call", "done"]
+    for key in order:
+        if key in marks:
+            out[key] = marks[key] - prev
+            prev = marks[key]
+    return out
+
+
+def cold_table(results: dict[str, Any]) -> str:
+    """Part 2: page open -> first tool result, per stage (median ms), cold and warm, vs bare Pyodide."""
+    cold = results.get("cold_start", {})
+    bare = cold.get("bare", {}).get("cold", {}).get("total_ms")
+    bare_warm = cold.get("bare", {}).get("warm", {}).get("total_ms")
+    out = []
+    for page, label in PAGE_LABELS.items():
+        entry = cold.get(page)
+        if not entry:
+            continue
+        c = entry["cold"]
+        st = _stages(c["marks_ms"])
+        runtime = st.get("runtime")
+        wheels = st.get("wheels")
+        boot = st.get("python") or st.get("ready")
+        if boot is not None:  # PyScript and the explorer: one boot stage (runtime + wheels [+ app])
+            runtime_cell, wheels_cell = f"{boot:.0f} (boot)", "↖"
+        else:
+            runtime_cell = f"{runtime:.0f}" if runtime is not None else "–"
+            wheels_cell = f"{wheels:.0f}" if wheels is not None else "–"
+        imports = st.get("imports")
+        over = c["total_ms"] - bare if bare else None
+        over_warm = entry["warm"]["total_ms"] - bare_warm if bare_warm else None
+        out.append(
+            [
+                label,
+                runtime_cell,
+                wheels_cell,
+                f"{imports:.0f}" if imports is not None else "–",
+                f"{st['handshake']:.0f}" if "handshake" in st else "–",
+                f"{st['call']:.0f}" if "call" in st else "–",
+                f"**{c['total_ms']:.0f}**",
+                f"{entry['warm']['total_ms']:.0f}",
+                f"+{over:.0f}" if over is not None and page != "bare" else "–",
+                f"+{over_warm:.0f}" if over_warm is not None and page != "bare" else "–",
+            ]
+        )
+    header = [
+        "page",
+        "runtime",
+        "wheels",
+        "imports",
+        "handshake",
+        "first call",
+        "cold total",
+        "warm total",
+        "cold − bare",
+        "warm − bare",
+    ]
+    return _table(header, out)
+
+
+def server_table(results: dict[str, Any]) -> str:
+    """Part 3: calls/s (p50 / p99), server CPU per call, ratios; and memory per idle session."""
+    rows = {(r["server"], r["mode"], r["concurrency"]): r for r in results.get("server", {}).get("throughput", [])}
+    out = []
+    for mode, label in (("stateless", "stateless JSON"), ("stateful", "stateful SSE")):
+        for conc in (1, 16):
+            demo, sdk = rows.get(("server_demo", mode, conc)), rows.get(("python-sdk", mode, conc))
+            if not (demo and sdk):
+                continue
+            out.append(
+                [
+                    label,
+                    str(conc),
+                    _rate(demo),
+                    _rate(sdk),
+                    _ratio(demo["calls_per_s"], sdk["calls_per_s"]),
+                    f"{demo['server_cpu_ms_per_call']:.2f}",
+                    f"{sdk['server_cpu_ms_per_call']:.2f}",
+                    _ratio(sdk["server_cpu_ms_per_call"], demo["server_cpu_ms_per_call"]),
+                ]
+            )
+    header = [
+        "mode",
+        "concurrency",
+        "server_demo calls/s (p50 / p99 ms)",
+        "Python SDK 2.3",
+        "ratio",
+        "server_demo CPU ms/call",
+        "SDK CPU ms/call",
+        "CPU ratio",
+    ]
+    text = _table(header, out)
+    mem = results.get("server", {}).get("memory", [])
+    if mem:
+        mem_rows = [
+            [
+                m["server"],
+                str(m["sessions"]),
+                f"{m['rss_before_kib'] / 1024:.1f} MiB",
+                f"{m['rss_after_kib'] / 1024:.1f} MiB",
+                f"**{m['kib_per_session']:.1f} KiB**",
+            ]
+            for m in mem
+        ]
+        text += "\n\n" + _table(
+            ["server", "idle stateful sessions", "RSS before", "RSS after", "per session"], mem_rows
+        )
+    return text
+
+
+def payload_table(results: dict[str, Any]) -> str:
+    """Part 4: component sizes, raw and gzip, and what each page fetched cold."""
+    comp = results.get("payload", {})
+    out = [[name, str(v["files"]), _kb(v["bytes"]), _kb(v["gzip_bytes"])] for name, v in comp.items()]
+    text = _table(["component (site/dist)", "files", "bytes", "gzip -6"], out)
+    cold = results.get("cold_start", {})
+    fetched = []
+    for page, label in PAGE_LABELS.items():
+        f = cold.get(page, {}).get("cold", {}).get("fetched")
+        if not f:
+            continue
+        core = f.get("pyodide-core", 0)
+        wheels = sum(v for k, v in f.items() if k.startswith("wheel:"))
+        pyscript = f.get("pyscript", 0)
+        page_bytes = f.get("page", 0)
+        fetched.append(
+            [label, _kb(core), _kb(wheels), _kb(pyscript), _kb(page_bytes), _kb(wheels + pyscript + page_bytes)]
+        )
+    if fetched:
+        text += "\n\n" + _table(
+            ["fetched on a cold load", "Pyodide core", "wheels", "PyScript", "page + app", "added to core"], fetched
+        )
+    return text
+
+
+def targets(results: dict[str, Any]) -> list[list[str]]:
+    """The issue's targets, measured value, met or not."""
+    out: list[list[str]] = []
+    rows = client_rows(results)
+
+    def worst(impl_b: str, eps: tuple[str, ...]) -> tuple[float, str] | None:
+        found = []
+        for ep in eps:
+            for conc in (1, 16):
+                c, b = rows.get(("ours", ep, conc)), rows.get((impl_b, ep, conc))
+                if c and b:
+                    found.append((c["calls_per_s"] / b["calls_per_s"], f"{ep}, {'seq' if conc == 1 else 'c16'}"))
+        return min(found) if found else None
+
+    http = ("http-sse", "http-json", "http-stateless")
+    for label, impl_b, eps, goal in (
+        ("ours ≥ 1.0× TS SDK (HTTP)", "sdk", http, 1.0),
+        ("ours ≥ 1.0× TS SDK (WebSocket)", "sdk", ("websocket",), 1.0),
+        ("ours ≥ 0.5× raw JS floor (HTTP)", "raw", http, 0.5),
+        ("ours ≥ 0.5× raw JS floor (WebSocket)", "raw", ("websocket",), 0.5),
+    ):
+        got = worst(impl_b, eps)
+        if got:
+            out.append([label, f"worst {got[0]:.2f}× ({got[1]})", "yes" if got[0] >= goal else "**no**"])
+    server = {(r["server"], r["mode"], r["concurrency"]): r for r in results.get("server", {}).get("throughput", [])}
+    ratios = []
+    for key in (("stateless", 1), ("stateless", 16), ("stateful", 1), ("stateful", 16)):
+        demo, sdk = server.get(("server_demo", *key)), server.get(("python-sdk", *key))
+        if demo and sdk:
+            ratios.append(
+                (
+                    demo["calls_per_s"] / sdk["calls_per_s"],
+                    sdk["server_cpu_ms_per_call"] / demo["server_cpu_ms_per_call"],
+                )
+            )
+    if ratios:
+        rate, cpu = min(r[0] for r in ratios), min(r[1] for r in ratios)
+        out.append(
+            [
+                "server_demo ≥ 3× Python SDK server",
+                f"calls/s worst {rate:.2f}×; CPU per call worst {cpu:.2f}×",
+                "yes" if rate >= 3 else "**no**",
+            ]
+        )
+    cold = results.get("cold_start", {})
+    bare = cold.get("bare", {}).get("cold", {}).get("total_ms")
+    for page in ("minimal", "pyscript", "explorer"):
+        total = cold.get(page, {}).get("cold", {}).get("total_ms")
+        if bare and total:
+            over = (total - bare) / 1000
+            out.append(
+                [
+                    f"cold start ≤ bare Pyodide + 0.6 s ({PAGE_LABELS[page]})",
+                    f"+{over:.2f} s",
+                    "yes" if over <= 0.6 else "**no**",
+                ]
+            )
+    for m in results.get("server", {}).get("memory", []):
+        if m["server"] == "server_demo":
+            kb = m["kib_per_session"] * 1.024
+            out.append(["idle stateful session ≤ 20 KB", f"{kb:.1f} kB", "yes" if kb <= 20 else "**no**"])
+    return out
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The whole Markdown report (what the bench command prints and the README embeds)."""
+    m = results.get("machine", {})
+    parts = [
+        f"Measured {results.get('date', '?')} on {m.get('nproc', '?')} CPUs ({m.get('cpu', '?')}), "
+        f"{m.get('memory_gib', '?')} GiB RAM, {m.get('os', '')}; Chromium {results.get('chromium', '?')} headless; "
+        f"load average at start {m.get('load_average')}.",
+    ]
+    if results.get("client"):
+        cfg = results.get("config", {})
+        parts += [
+            "### 1. Browser client: `echo` calls/s (p50 / p99 ms)",
+            f"One Chromium page, same server_demo; {cfg.get('calls')} sequential calls and "
+            f"{2 * cfg.get('calls', 0)} with 16 in flight per run, median of {cfg.get('rounds')} interleaved rounds; "
+            "protocol 2025-11-25 for all three (the TS SDK's newest). The last column is our Client with its "
+            "default negotiation (2026-07-28).",
+            client_table(results),
+        ]
+        split = results["client"].get("split_us")
+        if split:
+            parts.append(
+                f"Inside Pyodide, one call costs {split['session_us']:.0f} µs in our session layer "
+                f"(Client over an in-memory pair), {split['encode_us']:.0f} µs to encode the request and "
+                f"{split['decode_us']:.0f} µs to decode the response; the rest is the transport adapter, the "
+                "JS↔Python bridge, the browser and the server."
+            )
+    if results.get("cold_start"):
+        parts += [
+            "### 2. Cold start: page open → first tool result (median ms since navigation start)",
+            cold_table(results),
+        ]
+    if results.get("server"):
+        parts += ["### 3. Server: `echo` under the same asyncio + httpx load generator", server_table(results)]
+    if results.get("payload"):
+        parts += ["### 4. Payload on top of the Pyodide core", payload_table(results)]
+    tgt = targets(results)
+    if tgt:
+        parts += ["### Targets", _table(["target", "measured", "met"], tgt)]
+    return "\n\n".join(parts) + "\n"
+
+
+# --- chart ------------------------------------------------------------------------------------
+
+COLORS = {
+    "raw": "#9aa5b1",
+    "sdk": "#3b82f6",
+    "ours": "#f59e0b",
+    "ours-modern": "#b45309",
+    "server_demo": "#f59e0b",
+    "python-sdk": "#3b82f6",
+}
+STAGE_COLORS = {
+    "runtime": "#94a3b8",
+    "wheels": "#60a5fa",
+    "python": "#818cf8",
+    "ready": "#818cf8",
+    "imports": "#a78bfa",
+    "handshake": "#f59e0b",
+    "call": "#ef4444",
+    "done": "#94a3b8",
+}
+
+
+def _bars(title: str, groups: list[tuple[str, list[tuple[str, float]]]], width: int, unit: str) -> str:
+    """A grouped horizontal bar chart as SVG."""
+    label_w, row_h, gap = 190, 14, 10
+    values = [v for _, bars in groups for _, v in bars] or [1.0]
+    vmax = max(values) * 1.15
+    height = 30 + sum(len(b) * row_h + gap for _, b in groups)
+    svg = [
+        f'<svg width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" '
+        f'font-size="11"><text x="0" y="14" font-weight="bold" font-size="13">{html.escape(title)}</text>'
+    ]
+    y = 26
+    for group, bars in groups:
+        svg.append(f'<text x="0" y="{y + len(bars) * row_h / 2 + 4}">{html.escape(group)}</text>')
+        for name, v in bars:
+            w = (width - label_w - 70) * v / vmax
+            svg.append(
+                f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{row_h - 2}" fill="{COLORS.get(name, "#666")}"/>'
+            )
+            svg.append(f'<text x="{label_w + w + 4:.1f}" y="{y + row_h - 4}">{v:,.0f} {unit}</text>')
+            y += row_h
+        y += gap
+    svg.append("</svg>")
+    return "".join(svg)
+
+
+def _legend(names: list[tuple[str, str]]) -> str:
+    items = "".join(f'<span><i style="background:{c}"></i>{html.escape(n)}</span>' for n, c in names)
+    return f'<div class="legend">{items}</div>'
+
+
+def _stacked(title: str, rows: list[tuple[str, dict[str, float]]], width: int) -> str:
+    label_w, row_h = 190, 20
+    totals = [sum(st.values()) for _, st in rows] or [1.0]
+    vmax = max(totals) * 1.1
+    height = 30 + len(rows) * (row_h + 6)
+    svg = [
+        f'<svg width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" '
+        f'font-size="11"><text x="0" y="14" font-weight="bold" font-size="13">{html.escape(title)}</text>'
+    ]
+    y = 26
+    for label, stages in rows:
+        svg.append(f'<text x="0" y="{y + 14}">{html.escape(label)}</text>')
+        x = float(label_w)
+        for stage, ms in stages.items():
+            w = (width - label_w - 70) * ms / vmax
+            svg.append(
+                f'<rect x="{x:.1f}" y="{y}" width="{max(w, 0):.1f}" height="{row_h}" '
+                f'fill="{STAGE_COLORS.get(stage, "#666")}"><title>{stage} {ms:.0f} ms</title></rect>'
+            )
+            x += max(w, 0)
+        svg.append(f'<text x="{x + 4:.1f}" y="{y + 14}">{sum(stages.values()):,.0f} ms</text>')
+        y += row_h + 6
+    svg.append("</svg>")
+    return "".join(svg)
+
+
+def chart_html(results: dict[str, Any]) -> str:
+    """One HTML page with the charts (rendered to PNG by Chromium)."""
+    rows = client_rows(results)
+    panels = []
+    for conc, title in ((1, "Browser client, sequential: calls/s"), (16, "Browser client, 16 in flight: calls/s")):
+        groups = []
+        for ep in ENDPOINT_LABELS:
+            bars = [(i, rows[(i, ep, conc)]["calls_per_s"]) for i in ("raw", "sdk", "ours") if (i, ep, conc) in rows]
+            if bars:
+                groups.append((ep, bars))
+        if groups:
+            panels.append(_bars(title, groups, 560, "/s"))
+    legend = _legend(
+        [
+            ("raw JS (floor)", COLORS["raw"]),
+            ("TS SDK 1.32", COLORS["sdk"]),
+            ("ours (pyodide-transport)", COLORS["ours"]),
+        ]
+    )
+    cold = results.get("cold_start", {})
+    stacked = [(PAGE_LABELS[p].split(" (")[0], _stages(cold[p]["cold"]["marks_ms"])) for p in PAGE_LABELS if p in cold]
+    cold_svg = _stacked("Cold start, page open → first tool result (ms)", stacked, 560) if stacked else ""
+    names = {"python": "boot (PyScript, explorer)"}
+    cold_legend = _legend([(names.get(s, s), c) for s, c in STAGE_COLORS.items() if s not in ("ready", "done")])
+    server = {(r["server"], r["mode"], r["concurrency"]): r for r in results.get("server", {}).get("throughput", [])}
+    sgroups = []
+    for mode in ("stateless", "stateful"):
+        for conc in (1, 16):
+            bars = [
+                (s, server[(s, mode, conc)]["calls_per_s"])
+                for s in ("server_demo", "python-sdk")
+                if (s, mode, conc) in server
+            ]
+            if bars:
+                sgroups.append((f"{mode}, c={conc}", bars))
+    server_svg = _bars("Server: calls/s under the same load generator", sgroups, 560, "/s") if sgroups else ""
+    server_legend = _legend([("server_demo", COLORS["server_demo"]), ("Python SDK 2.3", COLORS["python-sdk"])])
+    m = results.get("machine", {})
+    return f"""<!doctype html><html><head><meta charset="utf-8"><style>
+body {{ font-family: sans-serif; margin: 12px; width: 1160px; background: #fff; color: #111; }}
+.grid {{ display: grid; grid-template-columns: 570px 570px; gap: 10px 20px; }}
+.legend span {{ margin-right: 14px; font-size: 12px; }}
+.legend i {{ display: inline-block; width: 10px; height: 10px; margin-right: 4px; }}
+h1 {{ font-size: 16px; margin: 0 0 6px; }} p {{ font-size: 11px; color: #555; margin: 0 0 8px; }}
+</style></head><body>
+<h1>pyodide-transport benchmarks</h1>
+<p>{html.escape(str(results.get("date", "")))} · {m.get("nproc")} CPUs ({html.escape(str(m.get("cpu")))}),
+{m.get("memory_gib")} GiB · headless Chromium, loopback</p>
+<div class="grid"><div>{panels[0] if panels else ""}</div><div>{panels[1] if len(panels) > 1 else ""}</div>
+<div>{legend}</div><div></div>
+<div>{cold_svg}{cold_legend}</div><div>{server_svg}{server_legend}</div></div>
+</body></html>"""
+
+
+def update_readme(readme: Path, block: str) -> None:
+    """Replace the text between the bench markers inside README's "## Performance" section."""
+    text = readme.read_text()
+    pattern = re.compile(re.escape(README_BEGIN) + r".*?" + re.escape(README_END), re.DOTALL)
+    if not pattern.search(text):
+        raise SystemExit(f"{readme} has no {README_BEGIN} … {README_END} block in its Performance section")
+    readme.write_text(pattern.sub(lambda _: f"{README_BEGIN}\n{block.strip()}\n{README_END}", text, count=1))
