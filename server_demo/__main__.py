@@ -1,8 +1,9 @@
 """``python -m server_demo``: serve every endpoint and the built site, or speak stdio.
 
 Binds 127.0.0.1 by default; ``--allow-origin`` adds browser origins beyond
-the loopback defaults; ``--stdio`` speaks line-delimited JSON-RPC on
-stdin/stdout instead (logs go to stderr).
+the loopback defaults; ``--event-store sqlite:PATH`` keeps SSE events and
+sessions in SQLite so resumption survives a restart; ``--stdio`` speaks
+line-delimited JSON-RPC on stdin/stdout instead (logs go to stderr).
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ import logging
 import sys
 from pathlib import Path
 
-from .config import DEFAULT_ALLOWED_HOSTS, DEFAULT_ALLOWED_ORIGINS, DEFAULT_MAX_MESSAGE_BYTES, SecurityConfig
+from .config import (
+    DEFAULT_ALLOWED_HOSTS,
+    DEFAULT_ALLOWED_ORIGINS,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    SecurityConfig,
+    stateful_json,
+    stateful_sse,
+    stateless_json,
+)
 
 __all__ = ["main", "parse_args"]
 
@@ -30,6 +39,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--allow-origin", action="append", default=[], metavar="ORIGIN", help="extra allowed browser origin"
     )
     parser.add_argument("--allow-host", action="append", default=[], metavar="HOST", help="extra allowed Host")
+    parser.add_argument(
+        "--event-store",
+        default="memory",
+        metavar="SPEC",
+        help="SSE event store of /mcp: memory (default) or sqlite:PATH (sessions and resumption survive a restart)",
+    )
+    parser.add_argument(
+        "--session-idle-timeout",
+        type=float,
+        default=30 * 60,
+        metavar="SECONDS",
+        help="idle sessions expire after this long (default 1800)",
+    )
     parser.add_argument("--stdio", action="store_true", help="speak MCP over stdin/stdout instead of HTTP")
     parser.add_argument("--log-level", default="info", help="logging level (default info)")
     return parser.parse_args(argv)
@@ -57,8 +79,22 @@ def main(argv: list[str] | None = None) -> None:
     security = SecurityConfig(
         allowed_origins=(*DEFAULT_ALLOWED_ORIGINS, *args.allow_origin), allowed_hosts=tuple(hosts)
     )
+    from .sse.sqlite_store import event_store_from_spec
+
+    try:
+        store = event_store_from_spec(args.event_store)
+    except ValueError as exc:
+        raise SystemExit(f"python -m server_demo: {exc}") from None
     site = args.site if args.site is not None else (REPO_SITE if REPO_SITE.is_dir() else None)
-    app = create_app(build_demo_server(), AppConfig(site_dir=site, security=security))
+    endpoint = {"security": security, "session_idle_timeout": args.session_idle_timeout}
+    config = AppConfig(
+        site_dir=site,
+        security=security,
+        sse=stateful_sse(**endpoint, event_store=store),
+        json=stateful_json(**endpoint),
+        stateless=stateless_json(**endpoint),
+    )
+    app = create_app(build_demo_server(), config)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"pyodide-transport demo server on http://{shown}:{args.port}/", flush=True)
     print(f"  MCP: /mcp (SSE)  /mcp/json  /mcp/stateless  /ws   site: {site or '(none)'}", flush=True)

@@ -19,10 +19,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import mcp_types as mt
 from mcp_types import DEFAULT_NEGOTIATED_VERSION
 from mcp_types.jsonrpc import (
     HEADER_MISMATCH,
@@ -130,9 +132,11 @@ class HttpSession:
         *,
         back_channel: bool,
         protocol_version: str | None = None,
+        stream_prefix: str | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.id = session_id
+        self.stream_prefix = stream_prefix or (session_id or "x")[:8]
         self.config = endpoint.config
         self.store = self.config.event_store if session_id is not None else None
         self.streams: dict[str, _Stream] = {}
@@ -153,8 +157,8 @@ class HttpSession:
     def new_stream(self, *, json_mode: bool = False, standalone: bool = False) -> _Stream:
         """A new response stream (JSON collectors are not remembered: they cannot be resumed)."""
         self._stream_ids += 1
-        prefix = (self.id or "x")[:8]
-        stream = _Stream(id=f"{prefix}-{self._stream_ids}", json=json_mode, standalone=standalone)
+        kind = "g" if standalone else ""  # GET streams are marked so a restarted server can tell them apart
+        stream = _Stream(id=f"{self.stream_prefix}-{kind}{self._stream_ids}", json=json_mode, standalone=standalone)
         if not json_mode:
             self.streams[stream.id] = stream
             while len(self.streams) > 1000:  # forget the oldest finished streams
@@ -225,15 +229,15 @@ class HttpSession:
         """Whether a request runs or a client reads a stream (so the session is not idle)."""
         return self.core.active_requests > 0 or any(s.queue is not None for s in self.streams.values())
 
-    async def close(self) -> None:
-        """End the session and every stream."""
+    async def close(self, *, forget: bool = True) -> None:
+        """End the session and every stream (``forget=False``: keep its events, e.g. a durable store at shutdown)."""
         await self.core.close()
         for stream in self.streams.values():
             stream.finish()
-        forget = getattr(self.store, "forget_stream", None)
-        if forget is not None:
+        forget_stream = getattr(self.store, "forget_stream", None) if forget else None
+        if forget_stream is not None:
             for stream_id in self.streams:
-                forget(stream_id)
+                forget_stream(stream_id)
 
 
 class StreamableHttpEndpoint:
@@ -279,9 +283,15 @@ class StreamableHttpEndpoint:
             await _send_rejection(send, Rejection(405, "Method Not Allowed", headers={"Allow": allow}), cors)
 
     async def close(self) -> None:
-        """Close every session (server shutdown)."""
+        """Close every session (server shutdown); a durable event store keeps them for the next process."""
+        keep = self._durable_store() is not None
         for session_id in list(self.sessions):
-            await self._end_session(session_id)
+            await self._end_session(session_id, forget=not keep)
+
+    def _durable_store(self) -> Any:
+        """The event store if it keeps sessions across restarts (see ``sse.sqlite_store``), else None."""
+        store = self.config.event_store
+        return store if self.config.stateful and getattr(store, "durable", False) else None
 
     # -- sessions -----------------------------------------------------------------------------------
     async def _expire_idle(self) -> None:
@@ -291,11 +301,14 @@ class StreamableHttpEndpoint:
                 logger.info("session %s expired", session_id[:8])
                 await self._end_session(session_id)
 
-    async def _end_session(self, session_id: str) -> None:
+    async def _end_session(self, session_id: str, *, forget: bool = True) -> None:
         session = self.sessions.pop(session_id, None)
         if session is None:
             return
-        await session.close()
+        await session.close(forget=forget)
+        durable = self._durable_store()
+        if forget and durable is not None:
+            durable.forget_session(session_id, session_id[:8] + "-")
         if self.config.on_session_closed is not None:
             self.config.on_session_closed(session_id)
 
@@ -303,11 +316,39 @@ class StreamableHttpEndpoint:
         session_id = headers.get("mcp-session-id")
         if session_id is None:
             return Rejection(400, "Bad Request: Mcp-Session-Id header is required")
-        session = self.sessions.get(session_id)
+        session = self.sessions.get(session_id) or self._restore(session_id)
         if session is None:
             return Rejection(404, "Session not found", code=-32001)
         session.last_seen = self.config.clock()
         return session
+
+    def _restore(self, session_id: str) -> HttpSession | None:
+        """Bring back a session a previous server process saved in a durable event store."""
+        durable = self._durable_store()
+        state = durable.load_session(session_id) if durable is not None else None
+        if state is None:
+            return None
+        prefix = f"{session_id[:8]}-{secrets.token_hex(4)}"  # new streams never reuse a stored stream's id
+        session = HttpSession(
+            self, session_id, back_channel=True, protocol_version=state["protocol_version"], stream_prefix=prefix
+        )
+        session.core.client_info = mt.Implementation.model_validate(state["client_info"])
+        session.core.client_capabilities = mt.ClientCapabilities.model_validate(state["client_capabilities"])
+        self.sessions[session_id] = session
+        logger.info("session %s restored from the event store", session_id[:8])
+        return session
+
+    def _save(self, session: HttpSession) -> None:
+        durable = self._durable_store()
+        core = session.core
+        if durable is None or session.id is None or core.client_info is None:
+            return
+        state = {
+            "protocol_version": core.protocol_version,
+            "client_info": core.client_info.model_dump(mode="json", by_alias=True, exclude_none=True),
+            "client_capabilities": core.client_capabilities.model_dump(mode="json", by_alias=True, exclude_none=True),
+        }
+        durable.save_session(session.id, state)
 
     # -- POST ---------------------------------------------------------------------------------------
     async def _post(self, headers: dict[str, str], receive: Receive, send: Send, cors: dict[str, str]) -> None:
@@ -391,6 +432,7 @@ class StreamableHttpEndpoint:
             extra = cors
         else:
             self.sessions[session_id] = session
+            self._save(session)
             if self.config.on_session_initialized is not None:
                 self.config.on_session_initialized(session_id)
             extra = {**cors, **self._session_headers(session)}
@@ -527,6 +569,8 @@ class StreamableHttpEndpoint:
     ) -> None:
         parsed = parse_event_id(last_event_id)
         stream = session.streams.get(parsed[0]) if parsed is not None else None
+        if stream is None and parsed is not None:
+            stream = self._adopt_stream(session, parsed[0])
         if stream is None or session.store is None or parsed is None:
             await _send_rejection(send, Rejection(400, "Bad Request: unknown Last-Event-ID for this session"), extra)
             return
@@ -548,6 +592,27 @@ class StreamableHttpEndpoint:
         if stream.finished.is_set():
             queue.put_nowait(_FINISHED)
         await self._write_stream(stream, queue, send, receive, extra, b"".join(replayed), last_seq)
+
+    def _adopt_stream(self, session: HttpSession, stream_id: str) -> _Stream | None:
+        """A stream of this session that only the durable store knows (written by a previous process).
+
+        A GET stream comes back to life as the session's standalone stream; a
+        POST stream is finished (its request ended with that process): replay only.
+        """
+        durable = self._durable_store()
+        if durable is None or session.id is None or not stream_id.startswith(session.id[:8] + "-"):
+            return None
+        if not durable.has_stream(stream_id):
+            return None
+        standalone = stream_id.rpartition("-")[2].startswith("g")
+        stream = _Stream(id=stream_id, standalone=standalone)
+        session.streams[stream_id] = stream
+        current = session.standalone
+        if standalone and (current is None or current.finished.is_set()):
+            session.standalone = stream
+        else:
+            stream.finish()
+        return stream
 
     # -- DELETE -------------------------------------------------------------------------------------
     async def _delete(self, headers: dict[str, str], send: Send, cors: dict[str, str]) -> None:

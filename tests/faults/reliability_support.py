@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from server_demo.core import RequestContext, Server, ToolReturn  # noqa: E402
 from server_demo.demo import build_demo_server  # noqa: E402
 
 __all__ = [
+    "HANDSHAKE",
     "ROOT",
     "HttpxHTTPClient",
     "ServerProcess",
@@ -39,9 +40,17 @@ __all__ = [
     "live_app",
     "reliability_server",
     "shared_conftest",
+    "until",
 ]
 
 HANDSHAKE = "2025-11-25"
+
+
+async def until(predicate: Callable[[], bool], limit: float = 30.0) -> None:
+    """Poll ``predicate`` until it holds; fail after ``limit`` seconds (a hang guard, not a timing assertion)."""
+    async with asyncio.timeout(limit):
+        while not predicate():  # noqa: ASYNC110 - the condition lives in other objects, no event to wait on
+            await asyncio.sleep(0.01)
 
 
 def reliability_server(*, gate: asyncio.Event | None = None) -> Server:

@@ -27,6 +27,7 @@ class TcpProxy:
         self.port = _free_port()
         self.cuts = 0
         self.connections = 0
+        self.refused = 0  # connections dropped at once: blocked, or nothing listened upstream
         self.blocked = False
         self._marker: bytes | None = None
         self._cut_done: asyncio.Event | None = None
@@ -74,11 +75,13 @@ class TcpProxy:
 
     async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         if self.blocked:
+            self.refused += 1
             client_writer.transport.abort()
             return
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         except OSError:
+            self.refused += 1
             client_writer.transport.abort()
             return
         self.connections += 1
