@@ -46,6 +46,7 @@ from pyodide_transport.messages import (
     JSONRPCResponse,
     RequestId,
     TransportMessage,
+    error_response,
     message_from_obj,
     message_to_obj,
 )
@@ -219,6 +220,13 @@ class HttpSession:
     async def feed(self, messages: list[TransportMessage], stream: _Stream | None) -> None:
         """Hand a POST's messages to the core; its requests answer on ``stream``."""
         for message in messages:
+            if isinstance(message, JSONRPCRequest) and stream is not None and message.id in self.by_request:
+                # Refuse the duplicate on its own stream; re-routing the id would strand the original's response.
+                refusal = error_response(message.id, INVALID_REQUEST, f"request id {message.id!r} is already in use")
+                await self._push(stream, refusal)
+                if not stream.pending:
+                    stream.finish()
+                continue
             if isinstance(message, JSONRPCRequest) and stream is not None:
                 stream.pending.add(message.id)
                 self.by_request[message.id] = stream
