@@ -248,7 +248,7 @@ def targets(results: dict[str, Any]) -> list[list[str]]:
                 c, b = rows.get(("ours", ep, conc)), rows.get((impl_b, ep, conc))
                 if c and b:
                     found.append((c["calls_per_s"] / b["calls_per_s"], f"{ep}, {'seq' if conc == 1 else 'c16'}"))
-        return min(found) if found else None
+        return min(found, key=lambda item: item[0]) if found else None
 
     http = ("http-sse", "http-json", "http-stateless")
     for label, impl_b, eps, goal in (

@@ -209,6 +209,10 @@ _UNSET: Final = _Unset()
 Timeout: TypeAlias = float | _Unset | None
 
 
+class _TimedOutError(Exception):
+    """Set on a pending request's future by its timer; becomes a RequestTimeoutError."""
+
+
 class _Pending:
     """One request waiting for its response."""
 
@@ -780,32 +784,52 @@ class Client:
         total_timeout: float | None,
         handshake: bool,
     ) -> dict[str, Any]:
+        """Wait for the response; a timer, re-armed while progress arrives, fails the request on timeout.
+
+        The task awaits the pending future itself rather than ``asyncio.wait`` on it: under Pyodide
+        every event-loop hop is a JavaScript task, and the extra waiter future cost two per request.
+        """
         loop = asyncio.get_running_loop()
         deadline = None if total_timeout is None else loop.time() + total_timeout
+        future = entry.future
+        timer: asyncio.TimerHandle | None = None
+
+        def check() -> None:
+            nonlocal timer
+            timer = None
+            if future.done():
+                return
+            now = loop.time()
+            wait: float | None = None
+            if timeout is not None:
+                wait = entry.last_activity + timeout - now
+            if deadline is not None:
+                wait = deadline - now if wait is None else min(wait, deadline - now)
+            if wait is None:
+                return
+            if wait > 0:  # progress moved the clock: wait again
+                timer = loop.call_later(wait, check)
+            elif deadline is not None and now >= deadline:
+                future.set_exception(_TimedOutError(f"no response within its total limit of {total_timeout} s"))
+            else:
+                future.set_exception(_TimedOutError(f"no response or progress within {timeout} s"))
+
+        check()
         try:
-            while not entry.future.done():
-                now = loop.time()
-                wait: float | None = None
-                if timeout is not None:
-                    wait = entry.last_activity + timeout - now
-                if deadline is not None:
-                    wait = deadline - now if wait is None else min(wait, deadline - now)
-                if wait is not None and wait <= 0:
-                    self._pending.pop(request_id, None)
-                    if not handshake:  # the spec forbids cancelling initialize
-                        await self._cancel_remote(request_id, "request timed out")
-                    if deadline is not None and now >= deadline:
-                        why = f"no response within its total limit of {total_timeout} s"
-                    else:
-                        why = f"no response or progress within {timeout} s"
-                    raise RequestTimeoutError(f"{entry.method} (id {request_id}): {why}")
-                await asyncio.wait((entry.future,), timeout=wait)
+            return await future
+        except _TimedOutError as exc:
+            self._pending.pop(request_id, None)
+            if not handshake:  # the spec forbids cancelling initialize
+                await self._cancel_remote(request_id, "request timed out")
+            raise RequestTimeoutError(f"{entry.method} (id {request_id}): {exc}") from None
         except asyncio.CancelledError:
-            if not entry.future.done() and not handshake:
+            if future.cancelled() and not handshake:  # cancelled before any response came
                 self._pending.pop(request_id, None)
                 await self._cancel_remote(request_id, "cancelled by the client")
             raise
-        return entry.future.result()
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     async def _cancel_remote(self, request_id: RequestId, reason: str) -> None:
         """Tell the server we gave up on a request; the transport decides what that means on its wire."""
@@ -1146,7 +1170,7 @@ class Client:
     def _resolve(self, request_id: RequestId, result: dict[str, Any] | None, error: Exception | None) -> None:
         entry = self._pending.get(request_id)
         if entry is None or entry.future.done():
-            if request_id in self._recently_cancelled:
+            if request_id in self._recently_cancelled or (entry is not None and entry.future.cancelled()):
                 logger.debug("late response for cancelled request %r dropped", request_id)
             else:
                 self._report(RemoteProtocolError(f"response for unknown request id {request_id!r}"))

@@ -178,6 +178,10 @@ window.bench = async (impl, url, calls, concurrency, warmup, protocol) => {
     await client.close();
   }
 };
+window.benchRunPython = async (code) => {
+  const result = await py.runPythonAsync(code);
+  return result === undefined || result === null ? null : String(result);
+};
 window.benchSplit = async (calls) => JSON.parse(await callPython("split", calls));
 window.benchProfile = async (url, calls, protocol) => callPython("profile", url, calls, protocol || null);
 
