@@ -321,7 +321,11 @@ def cmd_bench(args: argparse.Namespace) -> None:
     chromium = find_chromium(py)
     build_site(py)
     env = {**os.environ, "PT_CHROMIUM": chromium, "PYTHONUNBUFFERED": "1"}
-    result = subprocess.run([str(py), "-m", "benchmarks", *args.bench_args], cwd=ROOT, env=env)
+    opts = [f"--{k.replace('_', '-')}" for k in ("publish", "quick") if getattr(args, k)]
+    for key in ("parts", "rounds", "calls", "cold_reps", "server_calls"):
+        if getattr(args, key) is not None:
+            opts += [f"--{key.replace('_', '-')}", getattr(args, key)]
+    result = subprocess.run([str(py), "-m", "benchmarks", *opts], cwd=ROOT, env=env)
     raise SystemExit(result.returncode)
 
 
@@ -339,8 +343,11 @@ def main() -> None:
     test = sub.add_parser("test", help="install test needs, build, run every test tier; extra args go to pytest")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER)
     test.set_defaults(func=cmd_test)
-    bench = sub.add_parser("bench", help="run the benchmarks (results in benchmarks/results/); args go to it")
-    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench = sub.add_parser("bench", help="run the benchmarks (results in benchmarks/results/)")
+    bench.add_argument("--publish", action="store_true", help="also update README.md and benchmarks/latest.png")
+    bench.add_argument("--quick", action="store_true", help="tiny counts: check the harness, not the numbers")
+    for name in ("--parts", "--rounds", "--calls", "--cold-reps", "--server-calls"):
+        bench.add_argument(name, help="see python -m benchmarks --help")
     bench.set_defaults(func=cmd_bench)
     args = parser.parse_args()
     args.func(args)
