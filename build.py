@@ -7,6 +7,7 @@ the package registries::
     python build.py serve [--port 8000]   # venv + site + demo server on 127.0.0.1
     python build.py test [pytest args]    # installs test needs, builds, runs every tier
     python build.py site                  # builds site/dist/ (offline after the first run)
+    python build.py stress [options]      # long fuzz/load/fault runs (stress/run_stress.py), prints figures
 
 Browser-side pins live in ``pyproject.toml`` under ``[tool.pyodide-transport.browser]``.
 Downloads are cached in ``.cache/``; nothing built or downloaded is committed.
@@ -329,6 +330,14 @@ def cmd_bench(args: argparse.Namespace) -> None:
     raise SystemExit(result.returncode)
 
 
+def cmd_stress(args: argparse.Namespace) -> None:
+    """Run the long fuzz, load and fault runs (stress/run_stress.py) and print their figures."""
+    py = ensure_venv("dev")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run([str(py), str(ROOT / "stress" / "run_stress.py"), *args.stress_args], cwd=ROOT, env=env)
+    raise SystemExit(result.returncode)
+
+
 def main() -> None:
     """Parse the command line and run one command."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -343,6 +352,9 @@ def main() -> None:
     test = sub.add_parser("test", help="install test needs, build, run every test tier; extra args go to pytest")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER)
     test.set_defaults(func=cmd_test)
+    stress = sub.add_parser("stress", help="long fuzz (10,000 examples each) and full-size load runs, with figures")
+    stress.add_argument("stress_args", nargs=argparse.REMAINDER)
+    stress.set_defaults(func=cmd_stress)
     bench = sub.add_parser("bench", help="run the benchmarks (results in benchmarks/results/)")
     bench.add_argument("--publish", action="store_true", help="also update README.md and benchmarks/latest.png")
     bench.add_argument("--quick", action="store_true", help="tiny counts: check the harness, not the numbers")

@@ -10,6 +10,7 @@ transport delivers is tapped, so a message lost or delivered twice shows.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,7 +22,7 @@ from pyodide_transport.client import Client
 from pyodide_transport.fetch import FetchTransport
 from pyodide_transport.messages import JSONRPCNotification, JSONRPCResponse, TransportMessage
 
-TRIALS = 100
+TRIALS = int(os.environ.get("PT_FAULT_TRIALS", "100"))  # per way of cutting; more in `python build.py stress`
 STEPS = 20
 
 
@@ -93,7 +94,7 @@ async def test_server_closed_streams_resume_without_loss_or_duplicates(
         client, tap = await _client(live.base + "/mcp", errors)
         try:
             seen: list[list[float]] = []
-            async with asyncio.timeout(120):
+            async with asyncio.timeout(120 + TRIALS):
                 for batch in range(TRIALS // 10):  # 10 concurrent calls per batch: replay must not cross streams
                     calls = []
                     for i in range(10):
@@ -123,7 +124,7 @@ async def test_connection_dropped_mid_event_by_a_proxy_resumes_without_loss_or_d
         http = HttpxHTTPClient()
         client, tap = await _client(proxy.base + "/mcp", errors, http)
         try:
-            async with asyncio.timeout(180):
+            async with asyncio.timeout(120 + TRIALS):
                 for trial in range(TRIALS):
                     cut_in = 2 + trial % (STEPS - 2)  # cut inside the event of this step
                     cut = proxy.arm(f"step-{cut_in}-of-{STEPS}".encode())
