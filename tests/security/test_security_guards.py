@@ -47,7 +47,7 @@ PING = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
         ({"origin": "http://localhost.evil.example:80"}, False),
         ({"origin": "null"}, False),
         ({"host": "evil.example:8000"}, False),  # DNS rebinding: a foreign name resolving to 127.0.0.1
-        ({"host": "127.0.0.1.nip.io"}, False),
+        ({"host": "127.0.0.1.rebind.example"}, False),
         ({"host": "localhost:1234"}, True),
     ],
 )
@@ -88,7 +88,7 @@ async def test_origin_guard_on_websocket(origin: str | None, allowed: bool) -> N
 
 
 @pytest.mark.parametrize(
-    ("host", "status"), [("evil.example:80", 403), ("127.0.0.1.nip.io", 403), ("localhost:9", 101)]
+    ("host", "status"), [("evil.example:80", 403), ("127.0.0.1.rebind.example", 403), ("localhost:9", 101)]
 )
 async def test_host_guard_on_websocket_upgrade(host: str, status: int) -> None:
     """A hand-written upgrade, so the Host header is exactly the one a rebinding page would send."""
