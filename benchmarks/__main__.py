@@ -18,7 +18,6 @@ import os
 import pstats
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -96,6 +95,7 @@ def main() -> None:
     parser.add_argument("--parts", default="1,2,3,4", help="which parts to run, e.g. 1,3")
     parser.add_argument("--quick", action="store_true", help="tiny counts: check the harness, not the numbers")
     parser.add_argument("--publish", action="store_true", help="also update README.md and benchmarks/latest.png")
+    parser.add_argument("--from-json", type=Path, help="re-render a saved results file (no measuring)")
     args = parser.parse_args()
     if args.quick:
         args.calls, args.rounds, args.cold_reps, args.server_calls = 30, 1, 1, 60
@@ -107,6 +107,9 @@ def main() -> None:
     started = time.monotonic()
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    if args.from_json is not None:
+        publish(json.loads(args.from_json.read_text()), chromium, stamp, args.publish)
+        return
     results: dict[str, Any] = {
         "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "machine": machine(),
@@ -156,21 +159,28 @@ def main() -> None:
         results["payload"] = payload.payload(site)
     results["elapsed_s"] = round(time.monotonic() - started, 1)
 
+    (RESULTS / f"bench-{stamp}.json").write_text(json.dumps(results, indent=1))
+    publish(results, chromium, stamp, args.publish)
+    log(f"done in {results['elapsed_s']} s")
+
+
+def publish(results: dict[str, Any], chromium: str | None, stamp: str, readme: bool) -> None:
+    """Write the Markdown and chart beside the JSON, refresh latest.*, optionally the README; print the table."""
     text = report.markdown(results)
     json_path = RESULTS / f"bench-{stamp}.json"
-    json_path.write_text(json.dumps(results, indent=1))
+    if not json_path.exists():
+        json_path.write_text(json.dumps(results, indent=1))
     (RESULTS / f"bench-{stamp}.md").write_text(text)
     png = RESULTS / f"bench-{stamp}.png"
     render_chart(chromium, report.chart_html(results), png)
     for suffix, src in ((".json", json_path), (".md", RESULTS / f"bench-{stamp}.md"), (".png", png)):
         shutil.copy2(src, RESULTS / f"latest{suffix}")
-    if args.publish:
+    if readme:
         shutil.copy2(png, ROOT / "benchmarks" / "latest.png")
         report.update_readme(ROOT / "README.md", text)
         log("README.md Performance block and benchmarks/latest.png updated")
     print(text, flush=True)
-    log(f"results: {json_path} (+ .md, .png); {results['elapsed_s']} s")
-    sys.exit(0)
+    log(f"results: {json_path} (+ .md, .png)")
 
 
 if __name__ == "__main__":

@@ -130,6 +130,7 @@ def cold_table(results: dict[str, Any]) -> str:
             runtime_cell = f"{runtime:.0f}" if runtime is not None else "–"
             wheels_cell = f"{wheels:.0f}" if wheels is not None else "–"
         imports = st.get("imports")
+        after_boot = c["total_ms"] - (runtime if runtime is not None else boot or 0.0)
         over = c["total_ms"] - bare if bare else None
         over_warm = entry["warm"]["total_ms"] - bare_warm if bare_warm else None
         out.append(
@@ -144,6 +145,7 @@ def cold_table(results: dict[str, Any]) -> str:
                 f"{entry['warm']['total_ms']:.0f}",
                 f"+{over:.0f}" if over is not None and page != "bare" else "–",
                 f"+{over_warm:.0f}" if over_warm is not None and page != "bare" else "–",
+                f"+{after_boot:.0f}" if page != "bare" else "–",
             ]
         )
     header = [
@@ -157,6 +159,7 @@ def cold_table(results: dict[str, Any]) -> str:
         "warm total",
         "cold − bare",
         "warm − bare",
+        "after its own boot",
     ]
     return _table(header, out)
 
@@ -283,13 +286,16 @@ def targets(results: dict[str, Any]) -> list[list[str]]:
     cold = results.get("cold_start", {})
     bare = cold.get("bare", {}).get("cold", {}).get("total_ms")
     for page in ("minimal", "pyscript", "explorer"):
-        total = cold.get(page, {}).get("cold", {}).get("total_ms")
+        entry = cold.get(page, {}).get("cold", {})
+        total = entry.get("total_ms")
         if bare and total:
             over = (total - bare) / 1000
+            st = _stages(entry["marks_ms"])
+            after = (total - (st.get("runtime") or st.get("python") or st.get("ready") or 0.0)) / 1000
             out.append(
                 [
                     f"cold start ≤ bare Pyodide + 0.6 s ({PAGE_LABELS[page]})",
-                    f"+{over:.2f} s",
+                    f"+{over:.2f} s vs bare; +{after:.2f} s after its own boot",
                     "yes" if over <= 0.6 else "**no**",
                 ]
             )
