@@ -137,12 +137,6 @@ def _default_http_client(fetch: Any) -> HTTPClient:
     )
 
 
-def _retrieve(future: asyncio.Future[None]) -> None:
-    """Mark a future's exception as seen (``send`` may have stopped waiting for it)."""
-    if not future.cancelled():
-        future.exception()
-
-
 class _Closed:
     """Marker in the inbox: the transport is closed."""
 
@@ -247,11 +241,12 @@ class FetchTransport:
             if task is not None:
                 task.cancel()
             return
+        # Awaited directly (no shield, no callbacks): each extra hop is a JS task in Pyodide. A cancelled
+        # send cancels ``ready``, which the exchange then leaves alone (it only settles a pending future).
         ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        ready.add_done_callback(_retrieve)
         task = self._spawn(self._drive(action, ready), action)
         try:
-            await asyncio.shield(ready)
+            await ready
         except asyncio.CancelledError:
             action.abort()
             task.cancel()
