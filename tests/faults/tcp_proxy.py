@@ -122,6 +122,7 @@ class TcpProxy:
                                 await writer.drain()
                         self.cuts += 1
                         writer.transport.abort()
+                        assert upstream is not None
                         upstream.transport.abort()
                         assert self._cut_done is not None
                         self._cut_done.set()

@@ -34,7 +34,7 @@ class Tap:
         original = transport.receive
 
         async def receive() -> TransportMessage:
-            message = await original()
+            message: TransportMessage = await original()
             self.messages.append(message)
             return message
 

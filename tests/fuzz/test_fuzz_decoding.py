@@ -114,12 +114,15 @@ def fuzz_sse_round_trip(events: list[tuple[str, str, str]], cuts: list[int]) -> 
     got: list[SSEEvent] = []
     for chunk in _splits(wire, cuts):
         got += decoder.feed(chunk)
-    normalize = lambda text: text.replace("\r\n", "\n").replace("\r", "\n")  # noqa: E731
     # the first line of a stream may start with a BOM, which the decoder strips: avoid that case
     if wire.startswith(b"\xef\xbb\xbf"):
         return
-    assert [(e.data, e.event, e.id) for e in got] == [(normalize(d), k, i) for d, k, i in events]
+    assert [(e.data, e.event, e.id) for e in got] == [(_normalize(d), k, i) for d, k, i in events]
     assert decoder.last_event_id == events[-1][2]
+
+
+def _normalize(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def test_fuzz_sse_round_trip(record_figure: Callable[[str, object], None]) -> None:

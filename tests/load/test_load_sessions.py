@@ -57,7 +57,7 @@ class Connection:
         got = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines if h)}
         if "content-length" in got:
             return status, got, await self.reader.readexactly(int(got["content-length"]))
-        chunks = []
+        chunks: list[bytes] = []
         while True:  # chunked
             size = int((await self.reader.readuntil(b"\r\n")).strip(), 16)
             data = await self.reader.readexactly(size + 2)

@@ -164,7 +164,7 @@ async def test_session_ids_are_unique_unguessable_and_from_secrets(
     ones = sum(bin(b).count("1") for r in raw for b in r)
     bits = sum(len(r) * 8 for r in raw)
     assert abs(ones / bits - 0.5) < 0.01, ones / bits  # no stuck bits
-    monkeypatch.setattr(server_config.secrets, "token_urlsafe", lambda n: f"from-secrets-{n}")
+    monkeypatch.setattr("server_demo.config.secrets.token_urlsafe", lambda n: f"from-secrets-{n}")
     assert server_config.new_session_id() == "from-secrets-32"  # drawn from the secrets module
     record_figure("security: session ids checked (unique, bits each)", f"{count}, {len(raw[0]) * 8}")
 
