@@ -25,7 +25,11 @@ Behaviour:
   response stream breaks after ``send`` returned, each request it owed gets a
   synthetic JSON-RPC error with code ``CONNECTION_CLOSED`` (the Client raises
   :class:`~pyodide_transport.errors.ConnectionClosedError`); a broken stream
-  owing nothing is raised once from ``receive``.
+  owing nothing is raised once from ``receive``. When the standalone GET
+  stream runs out of reconnect attempts (the server is down for a while),
+  ``receive`` raises a :class:`~pyodide_transport.errors.NetworkError` once,
+  the transport stays usable, and the stream re-opens with the next message
+  the server accepts.
 
 Session expiry policy: HTTP 404 for our session id means the session is gone.
 The request that got the 404 was never processed, so ``send`` raises
@@ -54,6 +58,7 @@ from .backoff import BackoffPolicy
 from .errors import (
     ConnectionClosedError,
     LocalProtocolError,
+    NetworkError,
     SessionExpiredError,
     TransportError,
 )
@@ -190,6 +195,7 @@ class FetchTransport:
         self._get_task: asyncio.Task[None] | None = None
         self._closed = False
         self._expired = False
+        self._get_stream_lost = False  # the GET stream gave up: re-open it with the next accepted message
         self.stats: dict[str, Any] = {
             "sse_responses": 0,
             "json_responses": 0,
@@ -251,13 +257,14 @@ class FetchTransport:
             action.abort()
             task.cancel()
             raise
+        initialized = isinstance(message, JSONRPCNotification) and message.method == "notifications/initialized"
         if (
-            isinstance(message, JSONRPCNotification)
-            and message.method == "notifications/initialized"
+            (initialized or self._get_stream_lost)
             and self._open_get_stream
             and self._core.protocol_version is not None
             and self._core.session_id is not None
         ):
+            self._get_stream_lost = False
             self._start_get_stream()
 
     def _spawn(self, coro: Any, exchange: Exchange | None = None) -> asyncio.Task[None]:
@@ -357,6 +364,14 @@ class FetchTransport:
             ready.set_exception(error)
             return
         if self._closed:
+            return
+        if not event.request_ids and isinstance(error, ConnectionClosedError):
+            # A stream that owed no response (the standalone GET stream) gave up. HTTP is connectionless, so
+            # the client is not disconnected: report it, and re-open the stream once the server is back.
+            self._get_stream_lost = True
+            self._inbox.put_nowait(
+                NetworkError(f"the server-to-client stream was lost ({error}); it re-opens with the next request")
+            )
             return
         if isinstance(error, SessionExpiredError) or not event.request_ids:
             self._inbox.put_nowait(error)

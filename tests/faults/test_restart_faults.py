@@ -22,7 +22,7 @@ from reliability_support import HANDSHAKE, HttpxHTTPClient, ServerProcess, cpyth
 from tcp_proxy import TcpProxy
 
 from pyodide_transport.client import Client
-from pyodide_transport.errors import ConnectionClosedError, SessionExpiredError
+from pyodide_transport.errors import ConnectionClosedError, NetworkError, SessionExpiredError
 
 MakeProxy = Callable[[int], Awaitable[TcpProxy]]
 
@@ -66,6 +66,42 @@ async def test_restart_expires_the_session_and_the_client_starts_a_new_one(
             await client.close()
         # the standalone GET stream may have noticed the expiry first: reported once, nothing else
         assert all(isinstance(e, SessionExpiredError) for e in errors), errors
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+
+
+async def test_a_long_outage_does_not_disconnect_the_http_client(make_proxy: MakeProxy) -> None:
+    """The GET stream gives up while the server is down; the client stays usable and re-opens it later."""
+    first = await asyncio.to_thread(ServerProcess)
+    second: ServerProcess | None = None
+    try:
+        proxy = await make_proxy(first.port)
+        errors: list[Exception] = []
+        client = await cpython_connect(
+            proxy.base + "/mcp",
+            fetch=HttpxHTTPClient(),
+            protocol_version=HANDSHAKE,
+            on_error=errors.append,
+            reconnect_delay=0.05,
+            max_reconnect_delay=0.1,
+            max_reconnect_attempts=2,
+        )
+        try:
+            transport: Any = client.transport
+            await until(lambda: transport.stats["get_stream"] == "open")
+            await asyncio.to_thread(first.stop)
+            await until(lambda: any(isinstance(e, NetworkError) for e in errors))  # the GET stream gave up
+            assert client.is_connected()
+            second = await asyncio.to_thread(ServerProcess)
+            proxy.upstream_port = second.port
+            assert await _echo(client, "after the outage") == "after the outage"
+            assert client.session_generation == 1
+            await until(lambda: transport.stats["get_stream"] == "open")  # re-opened on the new session
+        finally:
+            await client.close()
+        assert not any(isinstance(e, ConnectionClosedError) for e in errors), errors
     finally:
         first.stop()
         if second is not None:
