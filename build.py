@@ -8,6 +8,7 @@ the package registries::
     python build.py test [pytest args]    # installs test needs, builds, runs every tier
     python build.py site                  # builds site/dist/ (offline after the first run)
     python build.py stress [options]      # long fuzz/load/fault runs (stress/run_stress.py), prints figures
+    python build.py bench [--publish]     # benchmarks against peers (benchmarks/), JSON + table + chart
 
 Browser-side pins live in ``pyproject.toml`` under ``[tool.pyodide-transport.browser]``.
 Downloads are cached in ``.cache/``; nothing built or downloaded is committed.
