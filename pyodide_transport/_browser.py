@@ -31,6 +31,7 @@ import js
 from pyodide.ffi import JsException, create_proxy, to_js
 
 from .errors import CORS_HELP, ConnectionClosedError, CORSError, NetworkError
+from .memory import Inbox
 
 __all__ = [
     "BrowserHTTPClient",
@@ -207,7 +208,7 @@ _OPEN = 1
 
 
 class BrowserWebSocket:
-    """An open browser ``WebSocket`` whose events land in an ``asyncio.Queue``.
+    """An open browser ``WebSocket`` whose events land in an ``Inbox``.
 
     Attributes:
         url: The socket URL.
@@ -218,7 +219,7 @@ class BrowserWebSocket:
         self.url = url
         self.subprotocol = ""
         self._socket = socket
-        self._events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._events: Inbox[tuple[str, Any]] = Inbox()
         self._proxies: list[Any] = []
         self.close_code: int | None = None
         self.close_reason = ""

@@ -128,6 +128,7 @@ from .errors import (
     TransportError,
     UnsupportedProtocolVersionError,
 )
+from .memory import Inbox, new_future
 from .messages import error_response, make_notification, make_request, make_response
 from .transport import Transport
 
@@ -365,7 +366,7 @@ class Client:
         self._recovery: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._dispatcher: asyncio.Task[None] | None = None
-        self._events: asyncio.Queue[tuple[Callable[..., Awaitable[None] | None], tuple[Any, ...]] | None] | None = None
+        self._events: Inbox[tuple[Callable[..., Awaitable[None] | None], tuple[Any, ...]] | None] | None = None
         self._server_requests: dict[RequestId, asyncio.Task[None]] = {}
         self._listen_task: asyncio.Task[None] | None = None
 
@@ -451,7 +452,7 @@ class Client:
         if self._state != "new":
             raise LocalProtocolError(f"connect() called on a client that is {self._state}")
         self._state = "connecting"
-        self._events = asyncio.Queue()
+        self._events = Inbox()
         self._reader = asyncio.ensure_future(self._read_loop())
         self._dispatcher = asyncio.ensure_future(self._dispatch_loop())
         try:
@@ -755,7 +756,7 @@ class Client:
         message = make_request(request_id, method, body or None)
 
         loop = asyncio.get_running_loop()
-        entry = _Pending(loop.create_future(), method, progress)
+        entry = _Pending(new_future(loop), method, progress)
         self._pending[request_id] = entry
         try:
             generation = self._generation

@@ -62,6 +62,7 @@ from .errors import (
     SessionExpiredError,
     TransportError,
 )
+from .memory import Inbox, new_future
 from .messages import TransportMessage, error_response
 from .streamable_http import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -189,7 +190,7 @@ class FetchTransport:
         )
         self._core = StreamableHTTPClient(url, headers=headers, max_message_size=max_message_size, backoff=policy)
         self._open_get_stream = open_get_stream
-        self._inbox: asyncio.Queue[TransportMessage | TransportError | _Closed] = asyncio.Queue()
+        self._inbox: Inbox[TransportMessage | TransportError | _Closed] = Inbox()
         self._tasks: set[asyncio.Task[None]] = set()
         self._exchange_tasks: dict[Exchange, asyncio.Task[None]] = {}
         self._get_task: asyncio.Task[None] | None = None
@@ -249,7 +250,7 @@ class FetchTransport:
             return
         # Awaited directly (no shield, no callbacks): each extra hop is a JS task in Pyodide. A cancelled
         # send cancels ``ready``, which the exchange then leaves alone (it only settles a pending future).
-        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ready: asyncio.Future[None] = new_future(asyncio.get_running_loop())
         task = self._spawn(self._drive(action, ready), action)
         try:
             await ready

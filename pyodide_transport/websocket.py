@@ -63,6 +63,7 @@ from .errors import (
     SessionExpiredError,
     TransportError,
 )
+from .memory import Inbox
 from .messages import (
     JSONRPCError,
     JSONRPCNotification,
@@ -238,7 +239,7 @@ class WebSocketTransport:
         self.state: State = "new"
         self.reconnects = 0
         self._conn: WebSocketConnection | None = None
-        self._inbox: asyncio.Queue[TransportMessage | TransportError | _Closed] = asyncio.Queue()
+        self._inbox: Inbox[TransportMessage | TransportError | _Closed] = Inbox()
         self._settled: asyncio.Event | None = None  # set while the state is not "connecting"/"reconnecting"
         self._opening: asyncio.Future[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
