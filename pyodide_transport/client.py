@@ -217,7 +217,7 @@ class _TimedOutError(Exception):
 class _Pending:
     """One request waiting for its response."""
 
-    __slots__ = ("future", "last_activity", "method", "progress", "sent")
+    __slots__ = ("deadline", "future", "last_activity", "method", "progress", "sent", "timeout", "total_timeout")
 
     def __init__(self, future: asyncio.Future[dict[str, Any]], method: str, progress: ProgressCallback | None) -> None:
         self.future = future
@@ -225,6 +225,16 @@ class _Pending:
         self.progress = progress
         self.last_activity = future.get_loop().time()
         self.sent = False
+        self.timeout: float | None = None  # set while the response is awaited: seconds without activity
+        self.total_timeout: float | None = None
+        self.deadline: float | None = None  # loop time the total limit ends
+
+    def due(self) -> float | None:
+        """Loop time this request times out unless a response or progress comes first."""
+        due = None if self.timeout is None else self.last_activity + self.timeout
+        if self.deadline is not None:
+            due = self.deadline if due is None else min(due, self.deadline)
+        return due
 
 
 def _dump(model: BaseModel) -> dict[str, Any]:
@@ -369,6 +379,8 @@ class Client:
         self._events: Inbox[tuple[Callable[..., Awaitable[None] | None], tuple[Any, ...]] | None] | None = None
         self._server_requests: dict[RequestId, asyncio.Task[None]] = {}
         self._listen_task: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.TimerHandle | None = None  # one timer for every pending request's timeout
+        self._watchdog_at = 0.0
 
     # ------------------------------------------------------------------ state
 
@@ -484,6 +496,9 @@ class Client:
                 task.cancel()
                 tasks.append(task)
         self._fail_pending(ConnectionClosedError("client closed"))
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         try:
             await self._transport.close()
         except TransportError as exc:
@@ -785,37 +800,20 @@ class Client:
         total_timeout: float | None,
         handshake: bool,
     ) -> dict[str, Any]:
-        """Wait for the response; a timer, re-armed while progress arrives, fails the request on timeout.
+        """Wait for the response; the client's watchdog timer fails it on timeout (progress re-arms it).
 
-        The task awaits the pending future itself rather than ``asyncio.wait`` on it: under Pyodide
-        every event-loop hop is a JavaScript task, and the extra waiter future cost two per request.
+        The task awaits the pending future itself rather than ``asyncio.wait`` on it, and one timer
+        serves every pending request rather than one timer each: under Pyodide every event-loop hop
+        and every timer is a JavaScript task.
         """
         loop = asyncio.get_running_loop()
-        deadline = None if total_timeout is None else loop.time() + total_timeout
         future = entry.future
-        timer: asyncio.TimerHandle | None = None
-
-        def check() -> None:
-            nonlocal timer
-            timer = None
-            if future.done():
-                return
-            now = loop.time()
-            wait: float | None = None
-            if timeout is not None:
-                wait = entry.last_activity + timeout - now
-            if deadline is not None:
-                wait = deadline - now if wait is None else min(wait, deadline - now)
-            if wait is None:
-                return
-            if wait > 0:  # progress moved the clock: wait again
-                timer = loop.call_later(wait, check)
-            elif deadline is not None and now >= deadline:
-                future.set_exception(_TimedOutError(f"no response within its total limit of {total_timeout} s"))
-            else:
-                future.set_exception(_TimedOutError(f"no response or progress within {timeout} s"))
-
-        check()
+        entry.timeout = timeout
+        entry.total_timeout = total_timeout
+        entry.deadline = None if total_timeout is None else loop.time() + total_timeout
+        due = self._expire(entry, loop.time())
+        if due is not None:
+            self._arm_watchdog(loop, due)
         try:
             return await future
         except _TimedOutError as exc:
@@ -828,9 +826,40 @@ class Client:
                 self._pending.pop(request_id, None)
                 await self._cancel_remote(request_id, "cancelled by the client")
             raise
-        finally:
-            if timer is not None:
-                timer.cancel()
+
+    def _expire(self, entry: _Pending, now: float) -> float | None:
+        """Fail ``entry`` if its time is up; else when it is due (``None``: never)."""
+        if entry.future.done():
+            return None
+        due = entry.due()
+        if due is None or due > now:
+            return due
+        if entry.deadline is not None and now >= entry.deadline:
+            entry.future.set_exception(_TimedOutError(f"no response within its total limit of {entry.total_timeout} s"))
+        else:
+            entry.future.set_exception(_TimedOutError(f"no response or progress within {entry.timeout} s"))
+        return None
+
+    def _arm_watchdog(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        """Make sure the watchdog fires no later than ``when``."""
+        if self._watchdog is not None:
+            if self._watchdog_at <= when:
+                return
+            self._watchdog.cancel()
+        self._watchdog_at = when
+        # call_later, not call_at: Pyodide's call_at raises when ``when`` has just passed
+        self._watchdog = loop.call_later(max(0.0, when - loop.time()), self._on_watchdog, loop)
+
+    def _on_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Time out every awaited request that is due; re-arm for the next one."""
+        self._watchdog = None
+        now = loop.time()
+        earliest: float | None = None
+        for entry in list(self._pending.values()):
+            if entry.sent and (due := self._expire(entry, now)) is not None:
+                earliest = due if earliest is None else min(earliest, due)
+        if earliest is not None:
+            self._arm_watchdog(loop, earliest)
 
     async def _cancel_remote(self, request_id: RequestId, reason: str) -> None:
         """Tell the server we gave up on a request; the transport decides what that means on its wire."""

@@ -179,7 +179,7 @@ class _Flight:
     """A request sent and not yet answered."""
 
     method: str
-    timer: asyncio.TimerHandle | None
+    due: float | None  # loop time it times out (``None``: never)
     token: RequestId | None
 
 
@@ -246,6 +246,8 @@ class WebSocketTransport:
         self._reader: asyncio.Task[None] | None = None
         self._pinger: asyncio.Task[None] | None = None
         self._flights: dict[RequestId, _Flight] = {}
+        self._watchdog: asyncio.TimerHandle | None = None  # one timer for every flight's timeout
+        self._watchdog_at = 0.0
         self._progress: dict[RequestId, RequestId] = {}  # progress token -> request id
         self._pings: dict[str, asyncio.Future[None]] = {}
         self._ping_count = 0
@@ -372,31 +374,56 @@ class WebSocketTransport:
             raise ConnectionClosedError(f"still reconnecting to {self.url} after {self.request_timeout} s")
 
     def _track(self, request: JSONRPCRequest) -> None:
-        timer = None
+        due = None
         if self.request_timeout is not None and request.method not in _NO_TIMEOUT_METHODS:
             loop = asyncio.get_running_loop()
-            timer = loop.call_later(self.request_timeout, self._on_timeout, request.id)
+            due = loop.time() + self.request_timeout
+            self._arm_watchdog(loop, due)
         meta = (request.params or {}).get("_meta")
         token = meta.get("progressToken") if isinstance(meta, dict) else None
         token = token if isinstance(token, int | str) else None
-        self._flights[request.id] = _Flight(request.method, timer, token)
+        self._flights[request.id] = _Flight(request.method, due, token)
         if token is not None:
             self._progress[token] = request.id
 
     def _untrack(self, request_id: RequestId) -> _Flight | None:
         flight = self._flights.pop(request_id, None)
-        if flight is not None:
-            if flight.timer is not None:
-                flight.timer.cancel()
-            if flight.token is not None:
-                self._progress.pop(flight.token, None)
+        if flight is not None and flight.token is not None:
+            self._progress.pop(flight.token, None)
         return flight
 
     def _restart_timer(self, request_id: RequestId) -> None:
         flight = self._flights.get(request_id)
-        if flight is not None and flight.timer is not None and self.request_timeout is not None:
-            flight.timer.cancel()
-            flight.timer = asyncio.get_running_loop().call_later(self.request_timeout, self._on_timeout, request_id)
+        if flight is not None and flight.due is not None and self.request_timeout is not None:
+            flight.due = asyncio.get_running_loop().time() + self.request_timeout  # the watchdog re-arms for it
+
+    def _arm_watchdog(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        """Make sure the watchdog fires no later than ``when``.
+
+        One timer serves every flight, not one per request: in Pyodide each timer is a JavaScript task.
+        """
+        if self._watchdog is not None:
+            if self._watchdog_at <= when:
+                return
+            self._watchdog.cancel()
+        self._watchdog_at = when
+        # call_later, not call_at: Pyodide's call_at raises when ``when`` has just passed
+        self._watchdog = loop.call_later(max(0.0, when - loop.time()), self._on_watchdog, loop)
+
+    def _on_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Time out every flight that is due; re-arm for the next one."""
+        self._watchdog = None
+        now = loop.time()
+        earliest: float | None = None
+        for request_id, flight in list(self._flights.items()):
+            if flight.due is None:
+                continue
+            if flight.due <= now:
+                self._on_timeout(request_id)
+            else:
+                earliest = flight.due if earliest is None else min(earliest, flight.due)
+        if earliest is not None:
+            self._arm_watchdog(loop, earliest)
 
     def _on_timeout(self, request_id: RequestId) -> None:
         flight = self._untrack(request_id)
@@ -572,6 +599,9 @@ class WebSocketTransport:
             return
         self.state = "closed"
         self._settle()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         conn, self._conn = self._conn, None
         current = asyncio.current_task()
         tasks = [t for t in self._tasks if t is not current]
