@@ -113,6 +113,9 @@ def translate_fetch_error(url: str, exc: JsException) -> NetworkError:
     return NetworkError(f"request to {url} failed: {detail}")
 
 
+_WHOLE_BODY_LIMIT = 1024 * 1024  # bytes: larger JSON bodies are read in chunks, so size limits apply early
+
+
 class BrowserResponse:
     """A ``fetch`` response: status, lower-cased headers, and the body as byte chunks.
 
@@ -129,6 +132,13 @@ class BrowserResponse:
         self._controller = controller
         self._finished = False
 
+    def _small_json(self) -> bool:
+        """A JSON body of known, modest length: read whole rather than chunk by chunk."""
+        if not self.headers.get("content-type", "").startswith("application/json"):
+            return False
+        length = self.headers.get("content-length", "")
+        return length.isdigit() and int(length) <= _WHOLE_BODY_LIMIT
+
     async def chunks(self) -> AsyncIterator[bytes]:
         """Yield the body chunk by chunk as it arrives.
 
@@ -138,6 +148,14 @@ class BrowserResponse:
         body = self._response.body
         if body is None:
             self._finished = True
+            return
+        if self._small_json():  # one await for the whole body: in Pyodide each await is a JavaScript task
+            try:
+                buffer = await self._response.arrayBuffer()
+            except JsException as exc:
+                raise NetworkError(f"reading the response of {self.url} failed: {_describe(exc)}") from None
+            self._finished = True
+            yield buffer.to_bytes()
             return
         reader = body.getReader()
         try:

@@ -269,7 +269,9 @@ class FetchTransport:
             self._start_get_stream()
 
     def _spawn(self, coro: Any, exchange: Exchange | None = None) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        # A plain Task, not loop.create_task: Pyodide's webloop adds a done callback to each task it
+        # makes, one more JavaScript task per exchange.
+        task: asyncio.Task[None] = asyncio.Task(coro, loop=asyncio.get_running_loop())
         self._tasks.add(task)
         if exchange is not None:
             self._exchange_tasks[exchange] = task
