@@ -1,4 +1,9 @@
-"""An in-memory transport pair, for tests and for running a client and a server in one process."""
+"""In-memory plumbing: the transport pair, and the one-hop queue and futures the other transports use.
+
+:class:`InMemoryTransport` connects a client and a server in one process (tests, demos).
+:class:`Inbox` and :func:`new_future` are the package's internal waits: unlike ``asyncio.Queue`` and
+``loop.create_future()`` they cost one event-loop hop per hand-over under Pyodide's webloop.
+"""
 
 from __future__ import annotations
 
