@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.responses import HTMLResponse
+from starlette.exceptions import HTTPException
+from starlette.responses import HTMLResponse, PlainTextResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -91,7 +92,11 @@ class CSPMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        await self.app(scope, receive, send_with_csp)
+        try:
+            await self.app(scope, receive, send_with_csp)
+        except HTTPException as exc:  # e.g. StaticFiles' 404: answer here, so the error page carries the CSP too
+            response = PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
+            await response(scope, receive, send_with_csp)
 
 
 @dataclass
@@ -126,10 +131,6 @@ def create_app(server: Server | None = None, config: AppConfig | None = None) ->
     if config.site_dir is not None and config.site_dir.is_dir():
         routes.append(Mount("/", app=CSPMiddleware(StaticFiles(directory=config.site_dir, html=True))))
     else:
-
-        async def index(request: object) -> HTMLResponse:
-            return HTMLResponse(_INDEX)
-
         routes.append(Route("/", CSPMiddleware(HTMLResponse(_INDEX))))
 
     @contextlib.asynccontextmanager

@@ -323,4 +323,8 @@ async def test_every_page_carries_the_csp(tmp_path: Path, record_figure: Callabl
             assert "'unsafe-inline'" not in directives.get("script-src", ["'unsafe-inline'"]), (path, csp)
             assert response.headers.get("x-content-type-options") == "nosniff", path
             checked += 1
+        missing = await http.get("/no-such-page.html")
+        assert missing.status_code == 404
+        assert "default-src 'self'" in missing.headers.get("content-security-policy", "")
+        assert missing.headers.get("x-content-type-options") == "nosniff"
     record_figure("security: site pages checked for the CSP", checked)
