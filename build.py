@@ -206,6 +206,85 @@ def own_wheel(py: Path) -> Path:
     return wheel
 
 
+# Runs inside Pyodide (Node) to add bytecode to wheels: Python 3.14's compiler is only there.
+_PRECOMPILE_PY = r"""
+import base64, hashlib, importlib.util, os, sys, zipfile
+from importlib._bootstrap_external import _code_to_hash_pyc
+
+def digest(data):
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+tag = sys.implementation.cache_tag
+for name in sorted(os.listdir("/job/in")):
+    out = zipfile.ZipFile("/job/out/" + name, "w", zipfile.ZIP_DEFLATED)
+    with zipfile.ZipFile("/job/in/" + name) as src, out as dst:
+        record = next(n for n in src.namelist() if n.endswith(".dist-info/RECORD"))
+        rows = []
+        for info in src.infolist():
+            if info.filename == record or info.is_dir():
+                continue
+            data = src.read(info)
+            dst.writestr(info.filename, data)
+            rows.append(f"{info.filename},{digest(data)},{len(data)}")
+            if not info.filename.endswith(".py"):
+                continue
+            try:
+                code = compile(data, info.filename, "exec", dont_inherit=True)
+            except SyntaxError:
+                continue
+            pyc = _code_to_hash_pyc(code, importlib.util.source_hash(data), checked=False)
+            folder, base = os.path.split(info.filename)
+            pyc_name = "/".join(filter(None, [folder, "__pycache__", base[:-3] + "." + tag + ".pyc"]))
+            dst.writestr(pyc_name, pyc)
+            rows.append(f"{pyc_name},{digest(pyc)},{len(pyc)}")
+        rows.append(f"{record},,")
+        dst.writestr(record, "\n".join(rows) + "\n")
+"""
+
+_PRECOMPILE_JS = """
+import { pathToFileURL } from "node:url";
+const [runtime, job, code] = process.argv.slice(2);
+const { loadPyodide } = await import(pathToFileURL(runtime + "/pyodide.mjs").href);
+const py = await loadPyodide({ indexURL: runtime + "/" });
+py.FS.mkdirTree("/job");
+py.FS.mount(py.FS.filesystems.NODEFS, { root: job }, "/job");
+py.runPython(code);
+"""
+
+
+def precompile(runtime: Path, wheels: list[Path], version: str) -> list[Path]:
+    """Add Python 3.14 bytecode to each wheel, compiled by Pyodide itself (cached by wheel hash).
+
+    Importing from ``.pyc`` skips compiling at every page load: ~0.2 s off the ~0.55 s the
+    imports cost in Pyodide. The ``.pyc`` files are unchecked-hash ones, so they stay valid
+    whatever mtime the wheel's files get when installed; the sources stay for tracebacks.
+    """
+    done: list[Path] = []
+    todo: dict[Path, Path] = {}
+    for wheel in wheels:
+        key = hashlib.sha256(wheel.read_bytes() + version.encode()).hexdigest()[:20]
+        target = CACHE / "pyc-wheels" / key / wheel.name
+        done.append(target)
+        if not target.exists():
+            todo[wheel] = target
+    if todo:
+        job = CACHE / "pyc-job"
+        shutil.rmtree(job, ignore_errors=True)
+        (job / "in").mkdir(parents=True)
+        (job / "out").mkdir()
+        for wheel in todo:
+            shutil.copy2(wheel, job / "in" / wheel.name)
+        script = job / "precompile.mjs"
+        script.write_text(_PRECOMPILE_JS)
+        log(f"precompiling {len(todo)} wheel(s) to bytecode in Pyodide")
+        subprocess.run(["node", str(script), str(runtime), str(job), _PRECOMPILE_PY], check=True)
+        for wheel, target in todo.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(job / "out" / wheel.name), target)
+        shutil.rmtree(job, ignore_errors=True)
+    return done
+
+
 def wheel_entry(wheel: Path) -> dict[str, Any]:
     """A pyodide-lock.json package entry for one wheel, read from its METADATA and file list."""
     with zipfile.ZipFile(wheel) as zf:
@@ -257,7 +336,7 @@ def build_site(py: Path, dist: Path = DIST) -> None:
     extract(pyodide_tgz, "package/", runtime, (*RUNTIME_FILES, "pyodide-lock.json"))
     extract(pyscript_tgz, "package/dist/", dist / "pyscript")
 
-    wheels = [*browser_wheels(spec), own_wheel(py)]
+    wheels = precompile(runtime, [*browser_wheels(spec), own_wheel(py)], pyo["version"])
     packages: dict[str, Any] = {}
     for wheel in wheels:
         shutil.copy2(wheel, runtime / wheel.name)

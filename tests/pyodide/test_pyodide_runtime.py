@@ -59,3 +59,14 @@ def test_python_errors_surface_with_traceback(pyodide: NodePyodide) -> None:
 
     with pytest.raises(PyodideError, match="RemoteProtocolError: invalid JSON"):
         pyodide.run("from pyodide_transport.messages import decode_message\ndecode_message('{')")
+
+
+def test_imports_use_the_shipped_bytecode(pyodide: NodePyodide) -> None:
+    code = """
+import json
+import mcp_types._types as m
+with open(m.__cached__, "rb") as f:
+    flags = int.from_bytes(f.read(8)[4:8], "little")
+json.dumps(flags)
+"""
+    assert pyodide.run_json(code) == 0b01  # the build's unchecked-hash pyc, not one written at import

@@ -93,3 +93,21 @@ def test_second_build_needs_no_network(tmp_path: Path) -> None:
     current = json.loads((DIST / "pyodide" / "pyodide-lock.json").read_text())
     assert set(built["packages"]) == set(current["packages"])
     assert (out / "pyodide" / "pyodide.asm.wasm").stat().st_size > 1_000_000
+
+
+@needs_dist
+def test_wheels_carry_unchecked_bytecode_listed_in_record() -> None:
+    """Every .py in the served wheels has Pyodide-compiled bytecode (imports skip compiling at page load)."""
+    for wheel in (DIST / "pyodide").glob("*.whl"):
+        with zipfile.ZipFile(wheel) as zf:
+            names = set(zf.namelist())
+            sources = [n for n in names if n.endswith(".py")]
+            compiled = [n for n in names if n.endswith(".cpython-314.pyc")]
+            assert len(compiled) >= len(sources) - 2, wheel.name  # files that do not compile are skipped
+            record_name = next(n for n in names if n.endswith(".dist-info/RECORD"))
+            record = {row.split(",")[0]: row.split(",")[1] for row in zf.read(record_name).decode().splitlines()}
+            for name in compiled[:20]:
+                data = zf.read(name)
+                assert int.from_bytes(data[4:8], "little") == 0b01, name  # hash-based, unchecked
+                digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+                assert record[name] == f"sha256={digest}", name
