@@ -128,7 +128,7 @@ from .errors import (
     TransportError,
     UnsupportedProtocolVersionError,
 )
-from .memory import Inbox, new_future
+from .memory import Inbox, Watchdog, new_future
 from .messages import error_response, make_notification, make_request, make_response
 from .transport import Transport
 
@@ -379,8 +379,7 @@ class Client:
         self._events: Inbox[tuple[Callable[..., Awaitable[None] | None], tuple[Any, ...]] | None] | None = None
         self._server_requests: dict[RequestId, asyncio.Task[None]] = {}
         self._listen_task: asyncio.Task[None] | None = None
-        self._watchdog: asyncio.TimerHandle | None = None  # one timer for every pending request's timeout
-        self._watchdog_at = 0.0
+        self._watchdog = Watchdog(self._on_watchdog)  # one timer for every pending request's timeout
 
     # ------------------------------------------------------------------ state
 
@@ -496,9 +495,7 @@ class Client:
                 task.cancel()
                 tasks.append(task)
         self._fail_pending(ConnectionClosedError("client closed"))
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
+        self._watchdog.cancel()
         try:
             await self._transport.close()
         except TransportError as exc:
@@ -813,7 +810,7 @@ class Client:
         entry.deadline = None if total_timeout is None else loop.time() + total_timeout
         due = self._expire(entry, loop.time())
         if due is not None:
-            self._arm_watchdog(loop, due)
+            self._watchdog.arm(loop, due)
         try:
             return await future
         except _TimedOutError as exc:
@@ -840,26 +837,15 @@ class Client:
             entry.future.set_exception(_TimedOutError(f"no response or progress within {entry.timeout} s"))
         return None
 
-    def _arm_watchdog(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
-        """Make sure the watchdog fires no later than ``when``."""
-        if self._watchdog is not None:
-            if self._watchdog_at <= when:
-                return
-            self._watchdog.cancel()
-        self._watchdog_at = when
-        # call_later, not call_at: Pyodide's call_at raises when ``when`` has just passed
-        self._watchdog = loop.call_later(max(0.0, when - loop.time()), self._on_watchdog, loop)
-
     def _on_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
         """Time out every awaited request that is due; re-arm for the next one."""
-        self._watchdog = None
         now = loop.time()
         earliest: float | None = None
         for entry in list(self._pending.values()):
             if entry.sent and (due := self._expire(entry, now)) is not None:
                 earliest = due if earliest is None else min(earliest, due)
         if earliest is not None:
-            self._arm_watchdog(loop, earliest)
+            self._watchdog.arm(loop, earliest)
 
     async def _cancel_remote(self, request_id: RequestId, reason: str) -> None:
         """Tell the server we gave up on a request; the transport decides what that means on its wire."""

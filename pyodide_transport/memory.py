@@ -1,8 +1,9 @@
 """In-memory plumbing: the transport pair, and the one-hop queue and futures the other transports use.
 
 :class:`InMemoryTransport` connects a client and a server in one process (tests, demos).
-:class:`Inbox` and :func:`new_future` are the package's internal waits: unlike ``asyncio.Queue`` and
-``loop.create_future()`` they cost one event-loop hop per hand-over under Pyodide's webloop.
+:class:`Inbox`, :func:`new_future` and :class:`Watchdog` are the package's internal waits: unlike
+``asyncio.Queue``, ``loop.create_future()`` and a timer per request they cost one event-loop hop per
+hand-over under Pyodide's webloop.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from .errors import ConnectionClosedError
 from .messages import TransportMessage
 
-__all__ = ["InMemoryTransport", "Inbox", "new_future"]
+__all__ = ["InMemoryTransport", "Inbox", "Watchdog", "new_future"]
 
 T = TypeVar("T")
 
@@ -76,6 +78,41 @@ class Inbox(Generic[T]):
                     self._wake_next()  # we were woken but will not take the item: pass it on
                 raise
         return self._items.popleft()
+
+
+class Watchdog:
+    """One timer for many deadlines: calls ``on_fire(loop)`` no later than the earliest time armed.
+
+    One timer serves every request instead of one per request: in Pyodide each timer is a
+    JavaScript task, which runs even after it was cancelled. ``on_fire`` re-arms for what is left.
+    """
+
+    __slots__ = ("_at", "_handle", "_on_fire")
+
+    def __init__(self, on_fire: Callable[[asyncio.AbstractEventLoop], None]) -> None:
+        self._on_fire = on_fire
+        self._handle: asyncio.TimerHandle | None = None
+        self._at = 0.0
+
+    def arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        """Make sure the timer fires no later than ``when`` (a ``loop.time()`` value)."""
+        if self._handle is not None:
+            if self._at <= when:
+                return
+            self._handle.cancel()
+        self._at = when
+        # call_later, not call_at: Pyodide's call_at raises when ``when`` has just passed
+        self._handle = loop.call_later(max(0.0, when - loop.time()), self._fire, loop)
+
+    def cancel(self) -> None:
+        """Stop the timer (idempotent)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._handle = None
+        self._on_fire(loop)
 
 
 class InMemoryTransport:

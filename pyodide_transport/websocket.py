@@ -63,7 +63,7 @@ from .errors import (
     SessionExpiredError,
     TransportError,
 )
-from .memory import Inbox
+from .memory import Inbox, Watchdog
 from .messages import (
     JSONRPCError,
     JSONRPCNotification,
@@ -246,8 +246,7 @@ class WebSocketTransport:
         self._reader: asyncio.Task[None] | None = None
         self._pinger: asyncio.Task[None] | None = None
         self._flights: dict[RequestId, _Flight] = {}
-        self._watchdog: asyncio.TimerHandle | None = None  # one timer for every flight's timeout
-        self._watchdog_at = 0.0
+        self._watchdog = Watchdog(self._on_watchdog)  # one timer for every flight's timeout
         self._progress: dict[RequestId, RequestId] = {}  # progress token -> request id
         self._pings: dict[str, asyncio.Future[None]] = {}
         self._ping_count = 0
@@ -378,7 +377,7 @@ class WebSocketTransport:
         if self.request_timeout is not None and request.method not in _NO_TIMEOUT_METHODS:
             loop = asyncio.get_running_loop()
             due = loop.time() + self.request_timeout
-            self._arm_watchdog(loop, due)
+            self._watchdog.arm(loop, due)
         meta = (request.params or {}).get("_meta")
         token = meta.get("progressToken") if isinstance(meta, dict) else None
         token = token if isinstance(token, int | str) else None
@@ -397,22 +396,8 @@ class WebSocketTransport:
         if flight is not None and flight.due is not None and self.request_timeout is not None:
             flight.due = asyncio.get_running_loop().time() + self.request_timeout  # the watchdog re-arms for it
 
-    def _arm_watchdog(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
-        """Make sure the watchdog fires no later than ``when``.
-
-        One timer serves every flight, not one per request: in Pyodide each timer is a JavaScript task.
-        """
-        if self._watchdog is not None:
-            if self._watchdog_at <= when:
-                return
-            self._watchdog.cancel()
-        self._watchdog_at = when
-        # call_later, not call_at: Pyodide's call_at raises when ``when`` has just passed
-        self._watchdog = loop.call_later(max(0.0, when - loop.time()), self._on_watchdog, loop)
-
     def _on_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
         """Time out every flight that is due; re-arm for the next one."""
-        self._watchdog = None
         now = loop.time()
         earliest: float | None = None
         for request_id, flight in list(self._flights.items()):
@@ -423,7 +408,7 @@ class WebSocketTransport:
             else:
                 earliest = flight.due if earliest is None else min(earliest, flight.due)
         if earliest is not None:
-            self._arm_watchdog(loop, earliest)
+            self._watchdog.arm(loop, earliest)
 
     def _on_timeout(self, request_id: RequestId) -> None:
         flight = self._untrack(request_id)
@@ -599,9 +584,7 @@ class WebSocketTransport:
             return
         self.state = "closed"
         self._settle()
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
+        self._watchdog.cancel()
         conn, self._conn = self._conn, None
         current = asyncio.current_task()
         tasks = [t for t in self._tasks if t is not current]

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from pyodide_transport import ConnectionClosedError, InMemoryTransport, Transport
+from pyodide_transport.memory import Watchdog
 from pyodide_transport.messages import make_notification, make_request
 
 
@@ -44,3 +45,26 @@ async def test_close_wakes_a_pending_receive() -> None:
         await waiting
     with pytest.raises(ConnectionClosedError):
         await a.receive()
+
+
+async def test_watchdog_fires_once_at_the_earliest_deadline_and_can_be_cancelled() -> None:
+    loop = asyncio.get_running_loop()
+    fired: list[float] = []
+    done = asyncio.Event()
+
+    def on_fire(_: asyncio.AbstractEventLoop) -> None:
+        fired.append(loop.time())
+        done.set()
+
+    dog = Watchdog(on_fire)
+    start = loop.time()
+    dog.arm(loop, start + 10)
+    dog.arm(loop, start + 0.01)  # earlier: re-armed
+    dog.arm(loop, start + 5)  # later: ignored
+    await asyncio.wait_for(done.wait(), 5)
+    assert len(fired) == 1 and fired[0] < start + 5
+    dog.arm(loop, loop.time() + 0.01)
+    dog.cancel()
+    dog.cancel()  # idempotent
+    await asyncio.sleep(0.05)
+    assert len(fired) == 1
