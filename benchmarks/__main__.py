@@ -30,29 +30,38 @@ from .common import ROOT, Server, log, machine, python
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def bundle_sdk(site: Path) -> Path:
-    """Bundle the official TypeScript SDK client for the bench page with esbuild (local, no CDN)."""
-    out = site / "bench" / "mcp-sdk.js"
+BUNDLES = {  # entry point (benchmarks/) -> bundle (site/bench/), what it is
+    "sdk_entry.mjs": ("mcp-sdk.js", "TypeScript SDK 1.x client"),
+    "sdk2_entry.mjs": ("mcp-client2.js", "TypeScript client 2.x"),
+}
+
+
+def bundle_sdk(site: Path) -> list[Path]:
+    """Bundle the official TypeScript clients (SDK 1.x, client 2.x) for the bench page with esbuild (local, no CDN)."""
     esbuild = ROOT / "node_modules" / ".bin" / "esbuild"
     if not esbuild.exists():
         raise SystemExit("esbuild is missing: run `npm ci` (python build.py bench does)")
-    cmd = [
-        str(esbuild),
-        str(ROOT / "benchmarks" / "sdk_entry.mjs"),
-        "--bundle",
-        "--format=esm",
-        "--platform=browser",
-        "--target=es2022",
-        "--minify",
-        f"--outfile={out}",
-        "--log-level=warning",
-    ]
-    subprocess.run(cmd, cwd=ROOT, check=True)
-    log(
-        f"TypeScript SDK client bundled: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} "
-        f"({out.stat().st_size / 1000:.0f} kB)"
-    )
-    return out
+    outs = []
+    for entry, (bundle, what) in BUNDLES.items():
+        out = site / "bench" / bundle
+        cmd = [
+            str(esbuild),
+            str(ROOT / "benchmarks" / entry),
+            "--bundle",
+            "--format=esm",
+            "--platform=browser",
+            "--target=es2022",
+            "--minify",
+            f"--outfile={out}",
+            "--log-level=warning",
+        ]
+        subprocess.run(cmd, cwd=ROOT, check=True)
+        log(
+            f"{what} bundled: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} "
+            f"({out.stat().st_size / 1000:.0f} kB)"
+        )
+        outs.append(out)
+    return outs
 
 
 def cpython_profile(calls: int) -> dict[str, Any]:

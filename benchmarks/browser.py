@@ -1,7 +1,9 @@
 """Parts 1 and 2: the browser client benchmark and the cold start, in headless Chromium.
 
 Part 1 drives ``site/bench/client.html``: the same page runs a raw JavaScript JSON-RPC loop, the
-official TypeScript SDK client and our Client (in Pyodide) against the same server_demo, ``echo`` tool.
+official TypeScript SDK client (1.x), the v2 TypeScript client (``@modelcontextprotocol/client``; over
+``/ws`` with the page's own minimal WebSocket transport, v2 has none) and our Client (in Pyodide) against
+the same server_demo, ``echo`` tool.
 Part 2 loads pages in fresh browser contexts (cold HTTP cache) and once more in the same context (warm)
 and reads the marks each page records.
 """
@@ -22,6 +24,7 @@ HANDSHAKE = "2025-11-25"
 IMPLS = {  # name -> (page impl, protocol version pinned or None to negotiate)
     "raw": ("raw", HANDSHAKE),
     "sdk": ("sdk", HANDSHAKE),
+    "sdk2": ("sdk2", HANDSHAKE),
     "ours": ("ours", HANDSHAKE),
     "ours-modern": ("ours", None),
 }
@@ -105,10 +108,24 @@ def client_benchmark(
         )
         for ep in ("http-stateless", "websocket")
     }
+    negotiation = None
+    if "sdk2" in impls:  # what v2 picks on its own: no options (its default) and versionNegotiation "auto"
+        negotiation = {
+            ep: page.evaluate(
+                f"(u) => Promise.race([window.benchNegotiation(u), {TIMEOUT_JS}])", endpoint_url(base, ep)
+            )
+            for ep in ENDPOINTS
+        }
     context.close()
     if blocked:
         raise RuntimeError(f"requests tried to leave 127.0.0.1: {blocked[:5]}")
-    return {"rows": rows, "split_us": split, "pyodide_profiles": profiles, "page_errors": errors}
+    return {
+        "rows": rows,
+        "split_us": split,
+        "pyodide_profiles": profiles,
+        "sdk2_negotiation": negotiation,
+        "page_errors": errors,
+    }
 
 
 MARKS_JS = "() => window.benchMarks"

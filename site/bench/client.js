@@ -1,6 +1,8 @@
-// The client benchmark page: three MCP clients in one page against the same server, the same echo tool.
+// The client benchmark page: four MCP clients in one page against the same server, the same echo tool.
 //   raw  - a plain JavaScript JSON-RPC loop over fetch or WebSocket (the floor)
-//   sdk  - the official TypeScript SDK client (./mcp-sdk.js, bundled locally by `python build.py bench`)
+//   sdk  - the official TypeScript SDK client 1.x (./mcp-sdk.js, bundled locally by `python build.py bench`)
+//   sdk2 - the v2 TypeScript client, @modelcontextprotocol/client (./mcp-client2.js, bundled the same way);
+//          v2 has no WebSocket client transport, so /ws uses Sdk2WebSocket below
 //   ours - pyodide-transport's Client in Pyodide (bench_client.py)
 // window.bench(impl, url, calls, concurrency, warmup, protocol) resolves to
 // {calls, concurrency, wall_ms, latencies_ms: [...], protocol_version}.
@@ -141,6 +143,96 @@ async function sdkClient(url) {
   };
 }
 
+// A minimal WebSocket Transport for the v2 client (v2 dropped its own): the same wire as the 1.x SDK's
+// WebSocketClientTransport, i.e. subprotocol "mcp", one JSON-RPC message per text frame, each incoming
+// message validated with the client's own schema (parseJSONRPCMessage) before it reaches the Client.
+class Sdk2WebSocket {
+  constructor(url, parse) {
+    this.url = url;
+    this.parse = parse;
+    this.socket = null;
+    this.onclose = undefined;
+    this.onerror = undefined;
+    this.onmessage = undefined;
+  }
+  start() {
+    if (this.socket) throw new Error("Sdk2WebSocket already started (Client.connect() starts it)");
+    return new Promise((resolve, reject) => {
+      const socket = new WebSocket(this.url, "mcp");
+      this.socket = socket;
+      socket.onopen = () => resolve();
+      socket.onerror = () => {
+        const error = new Error("WebSocket error");
+        reject(error);
+        this.onerror?.(error);
+      };
+      socket.onclose = () => this.onclose?.();
+      socket.onmessage = (event) => {
+        let message;
+        try {
+          message = this.parse(JSON.parse(event.data));
+        } catch (error) {
+          this.onerror?.(error);
+          return;
+        }
+        this.onmessage?.(message);
+      };
+    });
+  }
+  async send(message) {
+    if (!this.socket || this.socket.readyState !== WebSocket.OPEN) throw new Error("Not connected");
+    this.socket.send(JSON.stringify(message));
+  }
+  async close() {
+    this.socket?.close();
+  }
+}
+
+// protocol: a 2025 version -> v2's default connect (the plain initialize handshake, which offers the
+// client's newest 2025 revision); a 2026 version -> versionNegotiation pinned to it; null -> "auto".
+function sdk2Options(protocol) {
+  if (!protocol) return { versionNegotiation: { mode: "auto" } };
+  if (protocol.startsWith("2025") || protocol.startsWith("2024")) return {};
+  return { versionNegotiation: { mode: { pin: protocol } } };
+}
+
+async function sdk2Connect(url, options) {
+  const sdk = await import("./mcp-client2.js");
+  const client = new sdk.Client({ name: "ts-client2-bench", version: "1" }, options);
+  const transport = url.startsWith("ws")
+    ? new Sdk2WebSocket(url, sdk.parseJSONRPCMessage)
+    : new sdk.StreamableHTTPClientTransport(new URL(url));
+  await client.connect(transport);
+  return client;
+}
+
+async function sdk2Client(url, protocol) {
+  const client = await sdk2Connect(url, sdk2Options(protocol));
+  const version = client.getNegotiatedProtocolVersion();
+  if (protocol && version !== protocol) throw new Error(`v2 client negotiated ${version}, wanted ${protocol}`);
+  return {
+    call: async () => check(await client.callTool(ECHO)),
+    close: () => client.close(),
+    version,
+  };
+}
+
+// What the v2 client negotiates with this server: with no options (its default) and with mode "auto".
+async function sdk2Negotiation(url) {
+  const out = {};
+  for (const [name, options] of [["default", {}], ["auto", { versionNegotiation: { mode: "auto" } }]]) {
+    try {
+      const client = await sdk2Connect(url, options);
+      out[name] = { version: client.getNegotiatedProtocolVersion(), era: client.getProtocolEra() };
+      check(await client.callTool(ECHO));
+      await client.close();
+    } catch (err) {
+      out[name] = { error: String(err).slice(0, 200) };
+    }
+  }
+  return out;
+}
+
 let py = null;
 
 async function bootPython() {
@@ -168,7 +260,8 @@ async function callPython(name, ...args) {
 
 window.bench = async (impl, url, calls, concurrency, warmup, protocol) => {
   if (impl === "ours") return JSON.parse(await callPython("bench", url, calls, concurrency, warmup, protocol || null));
-  const client = impl === "sdk" ? await sdkClient(url) : await rawClient(url);
+  const client =
+    impl === "sdk" ? await sdkClient(url) : impl === "sdk2" ? await sdk2Client(url, protocol) : await rawClient(url);
   try {
     for (let i = 0; i < warmup; i++) await client.call();
     const out = await timedLoop(client.call, calls, concurrency);
@@ -182,6 +275,7 @@ window.benchRunPython = async (code) => {
   const result = await py.runPythonAsync(code);
   return result === undefined || result === null ? null : String(result);
 };
+window.benchNegotiation = sdk2Negotiation;
 window.benchSplit = async (calls) => JSON.parse(await callPython("split", calls));
 window.benchProfile = async (url, calls, protocol) => callPython("profile", url, calls, protocol || null);
 
