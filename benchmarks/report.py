@@ -56,15 +56,23 @@ def client_rows(results: dict[str, Any]) -> dict[tuple[str, str, int], dict[str,
     return {(r["impl"], r["endpoint"], r["concurrency"]): r for r in results.get("client", {}).get("rows", [])}
 
 
+IMPL_LABELS = {  # page impl -> column label (the TS versions are the ones package.json pins)
+    "raw": "raw JS",
+    "sdk": "TS SDK 1.32",
+    "sdk2": "TS client 2.4",
+    "ours": "ours",
+}
+
+
 def client_table(results: dict[str, Any]) -> str:
-    """Part 1: calls/s (p50 / p99 ms) per client, endpoint and concurrency, with ours/SDK and ours/raw."""
+    """Part 1: calls/s (p50 / p99 ms) per client, endpoint and concurrency, with ours over each peer."""
     rows = client_rows(results)
     out = []
     for ep, label in ENDPOINT_LABELS.items():
         for conc in (1, 16):
-            raw, sdk, ours = (rows.get((i, ep, conc)) for i in ("raw", "sdk", "ours"))
+            raw, sdk, sdk2, ours = (rows.get((i, ep, conc)) for i in IMPL_LABELS)
             modern = rows.get(("ours-modern", ep, conc))
-            if not (raw or sdk or ours):
+            if not (raw or sdk or sdk2 or ours):
                 continue
             out.append(
                 [
@@ -72,14 +80,50 @@ def client_table(results: dict[str, Any]) -> str:
                     "sequential" if conc == 1 else f"{conc} in flight",
                     _rate(raw),
                     _rate(sdk),
+                    _rate(sdk2),
                     _rate(ours),
                     _ratio(_cps(ours), _cps(sdk)),
+                    _ratio(_cps(ours), _cps(sdk2)),
                     _ratio(_cps(ours), _cps(raw)),
                     _rate(modern),
                 ]
             )
-    header = ["transport", "calls", "(a) raw JS", "(b) TS SDK 1.32", "(c) ours", "c/b", "c/a", "ours, 2026-07-28"]
+    header = [
+        "transport",
+        "calls",
+        *IMPL_LABELS.values(),
+        "ours/1.32",
+        "ours/2.4",
+        "ours/raw",
+        "ours 2026-07-28",
+    ]
     return _table(header, out)
+
+
+def sdk2_negotiation_note(results: dict[str, Any]) -> str:
+    """One sentence on what the v2 client negotiates with server_demo on its own (default, and "auto")."""
+    found = results.get("client", {}).get("sdk2_negotiation") or {}
+
+    def picks(mode: str) -> str:
+        by_version: dict[str, list[str]] = {}
+        for ep, got in found.items():
+            entry = got.get(mode, {})
+            key = entry.get("version") or f"an error ({entry.get('error', '?')})"
+            by_version.setdefault(key, []).append(f"`{ENDPOINT_LABELS.get(ep, ep).split('`')[1]}`")
+        if len(by_version) == 1:
+            return next(iter(by_version))
+        return "; ".join(f"{v} on {', '.join(eps)}" for v, eps in by_version.items())
+
+    if not found:
+        return (
+            "The TS client 2.4, left to its defaults, runs the plain 2025 `initialize` handshake "
+            "(its `versionNegotiation` defaults to `legacy`)."
+        )
+    return (
+        f"Left to its defaults the TS client 2.4 negotiates {picks('default')} (its `versionNegotiation` "
+        f"defaults to `legacy`: the plain 2025 `initialize` handshake); with `versionNegotiation: 'auto'` "
+        f"(a `server/discover` probe first) it negotiates {picks('auto')}."
+    )
 
 
 STAGES = (
@@ -255,10 +299,12 @@ def targets(results: dict[str, Any]) -> list[list[str]]:
 
     http = ("http-sse", "http-json", "http-stateless")
     for label, impl_b, eps, goal in (
-        ("ours ≥ 1.0× TS SDK (HTTP)", "sdk", http, 1.0),
-        ("ours ≥ 1.0× TS SDK (WebSocket)", "sdk", ("websocket",), 1.0),
-        ("ours ≥ 0.5× raw JS floor (HTTP)", "raw", http, 0.5),
-        ("ours ≥ 0.5× raw JS floor (WebSocket)", "raw", ("websocket",), 0.5),
+        (f"ours ≥ 1.0× {IMPL_LABELS['sdk']} (HTTP)", "sdk", http, 1.0),
+        (f"ours ≥ 1.0× {IMPL_LABELS['sdk']} (WebSocket)", "sdk", ("websocket",), 1.0),
+        (f"ours ≥ 1.0× {IMPL_LABELS['sdk2']} (HTTP)", "sdk2", http, 1.0),
+        (f"ours ≥ 1.0× {IMPL_LABELS['sdk2']} (WebSocket)", "sdk2", ("websocket",), 1.0),
+        ("ours ≥ 0.8× raw JS floor (HTTP)", "raw", http, 0.8),
+        ("ours ≥ 0.8× raw JS floor (WebSocket)", "raw", ("websocket",), 0.8),
     ):
         got = worst(impl_b, eps)
         if got:
@@ -320,8 +366,12 @@ def markdown(results: dict[str, Any]) -> str:
             "### 1. Browser client: `echo` calls/s (p50 / p99 ms)",
             f"One Chromium page, same server_demo; {cfg.get('calls')} sequential calls and "
             f"{2 * cfg.get('calls', 0)} with 16 in flight per run, median of {cfg.get('rounds')} interleaved rounds; "
-            "protocol 2025-11-25 for all three (the TS SDK's newest). The last column is our Client with its "
-            "default negotiation (2026-07-28).",
+            "protocol 2025-11-25 for all four (the TS SDK 1.32's newest). The TS client 2.4 has no WebSocket "
+            "transport (v2 removed it), so its `/ws` rows use a minimal one of the bench page's own "
+            "(`site/bench/client.js`: subprotocol `mcp`, one JSON-RPC message per text frame, each validated "
+            "with the client's schema, like 1.32's). "
+            + sdk2_negotiation_note(results)
+            + " The last column is our Client with its default negotiation (2026-07-28).",
             client_table(results),
         ]
         split = results["client"].get("split_us")
@@ -352,6 +402,7 @@ def markdown(results: dict[str, Any]) -> str:
 COLORS = {
     "raw": "#9aa5b1",
     "sdk": "#3b82f6",
+    "sdk2": "#14b8a6",
     "ours": "#f59e0b",
     "ours-modern": "#b45309",
     "server_demo": "#f59e0b",
@@ -432,7 +483,7 @@ def chart_html(results: dict[str, Any]) -> str:
     for conc, title in ((1, "Browser client, sequential: calls/s"), (16, "Browser client, 16 in flight: calls/s")):
         groups = []
         for ep in ENDPOINT_LABELS:
-            bars = [(i, rows[(i, ep, conc)]["calls_per_s"]) for i in ("raw", "sdk", "ours") if (i, ep, conc) in rows]
+            bars = [(i, rows[(i, ep, conc)]["calls_per_s"]) for i in IMPL_LABELS if (i, ep, conc) in rows]
             if bars:
                 groups.append((ep, bars))
         if groups:
@@ -440,7 +491,8 @@ def chart_html(results: dict[str, Any]) -> str:
     legend = _legend(
         [
             ("raw JS (floor)", COLORS["raw"]),
-            ("TS SDK 1.32", COLORS["sdk"]),
+            (IMPL_LABELS["sdk"], COLORS["sdk"]),
+            (IMPL_LABELS["sdk2"] + " (/ws: bench's transport)", COLORS["sdk2"]),
             ("ours (pyodide-transport)", COLORS["ours"]),
         ]
     )

@@ -24,7 +24,9 @@ def fake_results() -> dict[str, Any]:
             rows += [
                 client_row("raw", ep, conc, 1000),
                 client_row("sdk", ep, conc, 800),
-                client_row("ours", ep, conc, 600),
+                client_row("sdk2", ep, conc, 900),
+                client_row("ours", ep, conc, 850),
+                client_row("ours-modern", ep, conc, 700),
             ]
     server = [
         {
@@ -55,7 +57,14 @@ def fake_results() -> dict[str, Any]:
         "date": "2026-01-01 00:00",
         "machine": {"nproc": 2, "cpu": "Test CPU", "memory_gib": 4.0},
         "config": {"calls": 100, "rounds": 2},
-        "client": {"rows": rows, "split_us": {"session_us": 150.0, "encode_us": 8.0, "decode_us": 4.0}},
+        "client": {
+            "rows": rows,
+            "split_us": {"session_us": 150.0, "encode_us": 8.0, "decode_us": 4.0},
+            "sdk2_negotiation": {
+                "http-sse": {"default": {"version": "2025-11-25"}, "auto": {"version": "2026-07-28"}},
+                "websocket": {"default": {"version": "2025-11-25"}, "auto": {"error": "Error: probe failed"}},
+            },
+        },
         "cold_start": cold,
         "server": {
             "throughput": server,
@@ -78,9 +87,16 @@ def test_markdown_has_every_part_with_ratios_and_targets() -> None:
     text = report.markdown(fake_results())
     for heading in ("### 1. Browser client", "### 2. Cold start", "### 3. Server", "### 4. Payload", "### Targets"):
         assert heading in text
-    assert "| 600 (1.0 / 2.0) | 0.75× | 0.60× |" in text  # ours/sdk and ours/raw
-    assert "| ours ≥ 1.0× TS SDK (HTTP) | worst 0.75× (http-sse, seq) | **no** |" in text
-    assert "| ours ≥ 0.5× raw JS floor (WebSocket) | worst 0.60× (websocket, seq) | yes |" in text
+    header = "| transport | calls | raw JS | TS SDK 1.32 | TS client 2.4 | ours | ours/1.32 | ours/2.4 | ours/raw |"
+    assert header + " ours 2026-07-28 |" in text
+    # raw, 1.32, 2.4, ours; ours over 1.32, 2.4 and raw; ours at 2026-07-28
+    assert "| 1000 (1.0 / 2.0) | 800 (1.0 / 2.0) | 900 (1.0 / 2.0) | 850 (1.0 / 2.0) |" in text
+    assert "| 1.06× | 0.94× | 0.85× | 700 (1.0 / 2.0) |" in text
+    assert "| ours ≥ 1.0× TS SDK 1.32 (HTTP) | worst 1.06× (http-sse, seq) | yes |" in text
+    assert "| ours ≥ 1.0× TS client 2.4 (WebSocket) | worst 0.94× (websocket, seq) | **no** |" in text
+    assert "| ours ≥ 0.8× raw JS floor (WebSocket) | worst 0.85× (websocket, seq) | yes |" in text
+    assert "negotiates 2025-11-25 (its `versionNegotiation` defaults to `legacy`" in text
+    assert "it negotiates 2026-07-28 on `/mcp`; an error (Error: probe failed) on `/ws`." in text
     assert "calls/s worst 3.00×; CPU per call worst 4.00× | yes |" in text
     assert "+0.95 s vs bare; +0.96 s after its own boot | **no** |" in text  # 2960 - 2010 ms; 2960 - 2000 ms
     assert "**6.0 KiB**" in text
