@@ -12,6 +12,7 @@ translated once, at the adapter boundary, and never escape raw.
     ├── SessionExpiredError        HTTP 404 on a request carrying a session id
     ├── RequestTimeoutError        no response (or progress) within the timeout
     ├── HTTPStatusError            unexpected HTTP status; carries ``status`` and ``body``
+    │   └── LegacyServerError      the 2026-07-28 probe was answered the way an older server does
     ├── NetworkError               the request never got a response (DNS, refused, reset)
     │   └── CORSError              the browser's opaque "Failed to fetch": most likely CORS
     ├── ProtocolError              a message or stream broke the rules
@@ -23,17 +24,26 @@ translated once, at the adapter boundary, and never escape raw.
 
 Errors say whose fault they are (the h11 convention): a ``LocalProtocolError``
 means fix the calling code, a ``RemoteProtocolError`` means the server is wrong.
+
+How transports report failures: ``send`` raises about the message it was given. A failure
+that shows later (a response stream broke, the socket dropped) is raised from ``receive``
+with :attr:`TransportError.request_ids` naming the requests it loses; the session fails
+exactly those with that very exception (type and attributes such as a close code intact)
+and goes on. Raised from ``receive`` without ``request_ids``, a
+:class:`ConnectionClosedError` means the connection is gone for good; any other error is
+reported and reading goes on. Transports never disguise a failure as a JSON-RPC error.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Self
 
 __all__ = [
     "CORS_HELP",
     "CORSError",
     "ConnectionClosedError",
     "HTTPStatusError",
+    "LegacyServerError",
     "LocalProtocolError",
     "MCPError",
     "MessageTooLargeError",
@@ -57,7 +67,19 @@ CORS_HELP = (
 
 
 class TransportError(Exception):
-    """Root of every error raised by pyodide_transport."""
+    """Root of every error raised by pyodide_transport.
+
+    Attributes:
+        request_ids: The requests this failure loses, when a transport raises it from
+            ``receive`` (empty: it concerns the connection, not particular requests).
+    """
+
+    request_ids: tuple[str | int, ...] = ()
+
+    def losing(self, request_ids: tuple[str | int, ...]) -> Self:
+        """Name the requests this failure loses (see the module docstring); returns ``self``."""
+        self.request_ids = request_ids
+        return self
 
 
 class ConnectionClosedError(TransportError):
@@ -102,6 +124,14 @@ class HTTPStatusError(TransportError):
         if body:
             text = f"{text}: {body[:200]}"
         super().__init__(text)
+
+
+class LegacyServerError(HTTPStatusError):
+    """The server answered ``server/discover`` (2026-07-28) the way a handshake-era server does.
+
+    A Streamable HTTP server from before 2026-07-28 refuses the modern probe with HTTP 400,
+    404 or 405 and no modern error code; the client then falls back to ``initialize``.
+    """
 
 
 class NetworkError(TransportError):

@@ -22,9 +22,8 @@ Behaviour:
   fetch (``AbortController``); nothing is posted.
 * Errors are reported once. An error about the message being sent (HTTP
   status, network/CORS failure, session gone) is raised by ``send``. When a
-  response stream breaks after ``send`` returned, each request it owed gets a
-  synthetic JSON-RPC error with code ``CONNECTION_CLOSED`` (the Client raises
-  :class:`~pyodide_transport.errors.ConnectionClosedError`); a broken stream
+  response stream breaks after ``send`` returned, ``receive`` raises the typed
+  failure with ``request_ids`` naming the requests it loses; a broken stream
   owing nothing is raised once from ``receive``. When the standalone GET
   stream runs out of reconnect attempts (the server is down for a while),
   ``receive`` raises a :class:`~pyodide_transport.errors.NetworkError` once,
@@ -52,7 +51,7 @@ import sys
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from mcp_types.jsonrpc import CONNECTION_CLOSED, JSONRPCNotification, JSONRPCRequest
+from mcp_types.jsonrpc import JSONRPCNotification, JSONRPCRequest
 
 from .backoff import BackoffPolicy
 from .errors import (
@@ -63,7 +62,7 @@ from .errors import (
     TransportError,
 )
 from .memory import Inbox, new_future
-from .messages import TransportMessage, error_response
+from .messages import TransportMessage
 from .streamable_http import (
     DEFAULT_MAX_MESSAGE_SIZE,
     AbortExchange,
@@ -129,7 +128,7 @@ class HTTPClient(Protocol):
 
 
 def _default_http_client(fetch: Any) -> HTTPClient:
-    """The HTTP client for ``fetch=``: an ``HTTPClient`` as is, else the browser's ``fetch``."""
+    """The HTTP client for ``fetch=``: an ``HTTPClient`` as is, else the browser's ``fetch`` or httpx."""
     if fetch is not None and isinstance(fetch, HTTPClient):
         return fetch
     if sys.platform == "emscripten":
@@ -138,9 +137,9 @@ def _default_http_client(fetch: Any) -> HTTPClient:
         return BrowserHTTPClient(fetch)
     if fetch is not None:
         raise LocalProtocolError(f"fetch= must implement pyodide_transport.fetch.HTTPClient, got {fetch!r}")
-    raise LocalProtocolError(
-        "FetchTransport needs the browser fetch (Pyodide); outside Pyodide pass fetch=<an HTTPClient>"
-    )
+    from .cpython import default_http_client  # the cpython extra; says how to install it when missing
+
+    return default_http_client()
 
 
 class _Closed:
@@ -379,9 +378,7 @@ class FetchTransport:
         if isinstance(error, SessionExpiredError) or not event.request_ids:
             self._inbox.put_nowait(error)
             return
-        for request_id in event.request_ids:
-            text = f"the stream carrying the response broke: {type(error).__name__}: {error}"
-            self._inbox.put_nowait(error_response(request_id, CONNECTION_CLOSED, text))
+        self._inbox.put_nowait(error.losing(event.request_ids))  # typed, naming the requests it loses
 
     async def _reconnect(self, event: Reconnect) -> None:
         await asyncio.sleep(event.delay)

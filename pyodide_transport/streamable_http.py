@@ -69,6 +69,7 @@ from .backoff import BackoffPolicy
 from .errors import (
     ConnectionClosedError,
     HTTPStatusError,
+    LegacyServerError,
     LocalProtocolError,
     MessageTooLargeError,
     RemoteProtocolError,
@@ -131,6 +132,7 @@ DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
 MODERN_ERROR_CODES = frozenset({HEADER_MISMATCH, MISSING_REQUIRED_CLIENT_CAPABILITY, UNSUPPORTED_PROTOCOL_VERSION})
 """JSON-RPC error codes a 2026-07-28 server answers with HTTP 400; passed on as messages."""
 
+_LEGACY_PROBE_STATUSES = frozenset({400, 404, 405})  # how servers before 2026-07-28 refuse server/discover
 _ERROR_BODY_LIMIT = 64 * 1024  # keep this much of a non-2xx body for diagnostics
 _NAME_PARAMS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 _HEADER_SAFE = re.compile(r"[\x20-\x7e]*")
@@ -761,9 +763,10 @@ class Exchange:
             return self._deliver(error)
         text = body.decode("utf-8", "replace")
         status = self.status or 0
-        return self._fail(
-            HTTPStatusError(status, f"{self.request.method} {self.request.url} answered HTTP {status}", body=text)
-        )
+        what = f"{self.request.method} {self.request.url} answered HTTP {status}"
+        if self.modern and self.method == "server/discover" and status in _LEGACY_PROBE_STATUSES:
+            return self._fail(LegacyServerError(status, f"{what}: not a 2026-07-28 server", body=text))
+        return self._fail(HTTPStatusError(status, what, body=text))
 
     def _error_message(self, body: bytes) -> JSONRPCError | None:
         """The JSON-RPC error in a non-2xx body, if it answers this exchange's request."""

@@ -57,11 +57,13 @@ from pyodide_transport.client import Client
 from pyodide_transport.errors import (
     ConnectionClosedError,
     HTTPStatusError,
+    LegacyServerError,
     LocalProtocolError,
     MCPError,
     RemoteProtocolError,
     RequestTimeoutError,
     SessionExpiredError,
+    TransportError,
     UnsupportedProtocolVersionError,
 )
 from pyodide_transport.memory import InMemoryTransport
@@ -180,7 +182,7 @@ async def scenario_fallback_on_http_status() -> None:
 
         def reject(message: TransportMessage, status: int = status) -> Exception | None:
             if getattr(message, "method", None) == "server/discover":
-                return HTTPStatusError(status, body="not an MCP 2026 server")
+                return LegacyServerError(status, body="not an MCP 2026 server")
             return None
 
         async with rig(HANDSHAKE, send_error=reject) as r:
@@ -607,7 +609,7 @@ async def scenario_cancel_sends_cancelled() -> None:
             await r.peer.wait_for(lambda: r.peer.notifications("notifications/cancelled"), "cancelled")
             params = r.peer.notifications("notifications/cancelled")[0].params or {}
             assert params["requestId"] == r.peer.requests("tools/call")[0].id
-            assert not r.client._pending
+            assert not r.client._core.pending()
             await r.client.list_tools()
 
 
@@ -646,26 +648,50 @@ async def scenario_server_error_raises_mcp_error() -> None:
         await r.client.ping()
 
 
-async def scenario_synthetic_transport_errors_map_to_exceptions() -> None:
-    cases: list[tuple[int, type[Exception]]] = [
-        (CONNECTION_CLOSED, ConnectionClosedError),
-        (REQUEST_TIMEOUT, RequestTimeoutError),
+async def scenario_transport_failures_fail_only_their_requests() -> None:
+    """A failure the transport raises from receive() with request ids fails exactly those requests, as is."""
+    failures: list[TransportError] = [
+        ConnectionClosedError("the WebSocket closed (code 1011)", code=1011, reason="bug"),
+        RequestTimeoutError("the gateway gave up"),
     ]
-    for code, expected in cases:
+    for failure in failures:
         async with rig(HANDSHAKE, connect=False) as r:
 
-            async def synthetic(ctx: Ctx, code: int = code) -> Any:
-                raise PeerError(code, "stream broke")
+            async def silent(ctx: Ctx) -> Any:
+                return NO_REPLY
 
-            r.peer.handlers["tools/call"] = synthetic
+            r.peer.handlers["tools/call"] = silent
+            await r.client.connect()
+            call = asyncio.ensure_future(r.client.call_tool("echo", timeout=None))
+            await r.peer.wait_for(lambda: r.peer.requests("tools/call"), "tools/call")
+            r.wire.inject(failure.losing((r.peer.requests("tools/call")[0].id,)))
+            try:
+                await call
+            except TransportError as exc:
+                assert exc is failure  # type and attributes (e.g. the close code) intact
+            else:
+                raise AssertionError(f"expected {type(failure).__name__}")
+            await r.client.ping()  # one lost request does not break the session
+            assert r.client.is_connected() and not r.errors
+
+
+async def scenario_server_errors_in_the_reserved_range_stay_mcp_errors() -> None:
+    """-32000/-32001 from a server are its own errors, not transport failures in disguise."""
+    for code in (CONNECTION_CLOSED, REQUEST_TIMEOUT):
+        async with rig(HANDSHAKE, connect=False) as r:
+
+            async def failing(ctx: Ctx, code: int = code) -> Any:
+                raise PeerError(code, "server says no")
+
+            r.peer.handlers["tools/call"] = failing
             await r.client.connect()
             try:
                 await r.client.call_tool("echo")
-            except expected:
-                pass
+            except MCPError as exc:
+                assert exc.code == code
             else:
-                raise AssertionError(f"expected {expected.__name__}")
-            await r.client.ping()  # one broken request does not break the session
+                raise AssertionError("expected MCPError")
+            await r.client.ping()
 
 
 async def scenario_request_before_connect_and_after_close() -> None:

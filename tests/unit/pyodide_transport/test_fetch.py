@@ -4,18 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from collections.abc import AsyncIterator, Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "pyodide"))
-
-import transport_scenarios as scenarios
-from transport_adapters import HttpxHTTPClient, cpython_connect
-
+from devtools.transports import HttpxHTTPClient, cpython_connect
 from pyodide_transport.client import Client
 from pyodide_transport.errors import (
     ConnectionClosedError,
@@ -25,6 +19,7 @@ from pyodide_transport.errors import (
 )
 from pyodide_transport.fetch import FetchTransport, HTTPClient
 from pyodide_transport.messages import make_notification, make_request
+from tests.pyodide import transport_scenarios as scenarios
 
 HANDSHAKE = scenarios.HANDSHAKE
 
@@ -168,7 +163,7 @@ async def test_stream_broken_after_send_fails_its_request_with_connection_closed
     logs: list[Any] = []
     transport = FetchTransport("http://x/mcp", fetch=ScriptedHTTP(handler), open_get_stream=False)
     async with Client(transport, protocol_version=HANDSHAKE, on_log=logs.append) as client:
-        with pytest.raises(ConnectionClosedError, match="stream carrying the response broke"):
+        with pytest.raises(ConnectionClosedError, match="the SSE stream broke"):
             await client.call_tool("slow", {})
         assert [m.data for m in logs] == ["hi"]
 

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "pyodide"))
-
-from transport_adapters import cpython_connect, shared_conftest, websockets_connector
-
+from devtools.servers import shared_conftest
+from devtools.transports import cpython_connect, websockets_connector
 from pyodide_transport.client import Client
 from pyodide_transport.errors import (
     ConnectionClosedError,
@@ -213,11 +209,12 @@ async def test_no_auto_reconnect_means_lost_on_first_drop() -> None:
 
 
 async def test_request_timeout_fails_the_request_and_cancels_it_on_the_server() -> None:
+    """Request timeouts belong to the Client (the one owner of the request lifecycle), over any transport."""
     server = FakeServer()
-    transport = make(server, request_timeout=0.05)
+    transport = make(server)
     errors: list[Exception] = []
-    async with Client(transport, protocol_version=HANDSHAKE, request_timeout=None, on_error=errors.append) as client:
-        with pytest.raises(RequestTimeoutError, match=r"no response within 0\.05 s"):
+    async with Client(transport, protocol_version=HANDSHAKE, request_timeout=0.05, on_error=errors.append) as client:
+        with pytest.raises(RequestTimeoutError, match=r"no response or progress within 0\.05 s"):
             await client.call_tool("hang", {})
         hang_id = next(m["id"] for m in server.last.sent if m.get("params", {}).get("name") == "hang")
         await until(lambda: any(m.get("method") == "notifications/cancelled" for m in server.last.sent))
@@ -230,20 +227,25 @@ async def test_request_timeout_fails_the_request_and_cancels_it_on_the_server() 
 
 async def test_progress_restarts_the_request_timer() -> None:
     server = FakeServer()
-    transport = make(server, request_timeout=0.2)
-    await transport.connect()
-    await transport.send(make_request(7, "tools/call", {"name": "hang", "_meta": {"progressToken": "tok"}}))
-    for step in range(5):  # 5 x 0.1 s > 0.2 s, but each progress restarts the clock
-        await asyncio.sleep(0.1)
-        server.last.push(
-            {"jsonrpc": "2.0", "method": "notifications/progress", "params": {"progressToken": "tok", "progress": step}}
-        )
-    for _ in range(5):
-        message = await transport.receive()
-        assert getattr(message, "method", None) == "notifications/progress"
-    server.last.push({"jsonrpc": "2.0", "id": 7, "result": {}})
-    assert getattr(await transport.receive(), "id", None) == 7
-    await transport.close()
+    transport = make(server)
+    async with Client(transport, protocol_version=HANDSHAKE, request_timeout=0.2) as client:
+        steps: list[float] = []
+        call = asyncio.ensure_future(client.call_tool("hang", {}, progress=lambda p, t, m: steps.append(p)))
+        await until(lambda: any(m.get("params", {}).get("name") == "hang" for m in server.last.sent))
+        sent = next(m for m in server.last.sent if m.get("params", {}).get("name") == "hang")
+        token = sent["params"]["_meta"]["progressToken"]
+        for step in range(5):  # 5 x 0.1 s > 0.2 s, but each progress restarts the clock
+            await asyncio.sleep(0.1)
+            server.last.push(
+                {
+                    "jsonrpc": "2.0",
+                    "method": "notifications/progress",
+                    "params": {"progressToken": token, "progress": step},
+                }
+            )
+        server.last.push({"jsonrpc": "2.0", "id": sent["id"], "result": {"content": []}})
+        assert (await call).content == []
+        await until(lambda: len(steps) == 5)
 
 
 async def test_keepalive_pings_are_swallowed_and_a_silent_server_is_dropped() -> None:
@@ -267,10 +269,12 @@ async def test_close_fails_in_flight_requests_and_is_idempotent() -> None:
     await transport.send(make_request(1, "tools/call", {"name": "hang"}))
     await transport.close()
     await transport.close()
-    error = await transport.receive()
-    assert getattr(error, "id", None) == 1 and error.error.code == -32000  # type: ignore[union-attr]
-    with pytest.raises(ConnectionClosedError):
+    with pytest.raises(ConnectionClosedError, match="closed before the response") as lost:
         await transport.receive()
+    assert lost.value.request_ids == (1,)  # a typed failure naming the request, not a fake JSON-RPC error
+    with pytest.raises(ConnectionClosedError) as closed:
+        await transport.receive()
+    assert closed.value.request_ids == ()
     assert server.last.closed == 1000
 
 
