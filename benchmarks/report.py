@@ -492,7 +492,7 @@ def chart_html(results: dict[str, Any]) -> str:
         [
             ("raw JS (floor)", COLORS["raw"]),
             (IMPL_LABELS["sdk"], COLORS["sdk"]),
-            (IMPL_LABELS["sdk2"] + " (/ws: bench's transport)", COLORS["sdk2"]),
+            (IMPL_LABELS["sdk2"], COLORS["sdk2"]),
             ("ours (pyodide-transport)", COLORS["ours"]),
         ]
     )
