@@ -1,45 +1,17 @@
-"""``FetchTransport``: MCP Streamable HTTP over the browser ``fetch``, a thin adapter.
+"""``FetchTransport``: MCP Streamable HTTP over the browser ``fetch``, a thin shell over its sans-I/O core.
 
-All protocol decisions live in the sans-I/O core
-(:class:`~pyodide_transport.streamable_http.StreamableHTTPClient`); this module
-performs the HTTP exchanges it asks for and acts on its events. Under Pyodide
-the HTTP client is the JavaScript ``fetch`` (:mod:`pyodide_transport._browser`);
-anywhere else pass any object implementing :class:`HTTPClient` (the tests use
-one over ``httpx``).
+Every decision (sessions, expiry, the GET stream, resumption, 2026-07-28 headers and cancellation,
+what each status means) is :class:`~pyodide_transport.streamable_http.StreamableHTTPClient`'s; read
+its module docstring for the policy. This shell performs the exchanges the core asks for and acts
+on its events. Under Pyodide the HTTP client is the JavaScript ``fetch``
+(:mod:`pyodide_transport._browser`); in CPython it is ``httpx`` (:mod:`pyodide_transport.cpython`,
+the ``cpython`` extra); anything implementing :class:`HTTPClient` can be passed as ``fetch=``.
 
-Behaviour:
-
-* One POST per message (``Accept: application/json, text/event-stream``).
-  ``send`` returns once the server accepted the message (2xx headers); JSON and
-  SSE bodies are read in the background, SSE incrementally, and their messages
-  come out of ``receive``.
-* Handshake era: after ``notifications/initialized`` the standalone GET stream
-  is opened (HTTP 405 = the server offers none, not an error). A stream that
-  ends before its responses is resumed with ``GET`` + ``Last-Event-ID`` after
-  the server's ``retry`` (or exponential backoff with jitter); the id is kept
-  across every reconnect. ``close`` sends ``DELETE`` with the session id.
-* 2026-07-28: cancelling a request (``notifications/cancelled``) aborts its
-  fetch (``AbortController``); nothing is posted.
-* Errors are reported once. An error about the message being sent (HTTP
-  status, network/CORS failure, session gone) is raised by ``send``. When a
-  response stream breaks after ``send`` returned, ``receive`` raises the typed
-  failure with ``request_ids`` naming the requests it loses; a broken stream
-  owing nothing is raised once from ``receive``. When the standalone GET
-  stream runs out of reconnect attempts (the server is down for a while),
-  ``receive`` raises a :class:`~pyodide_transport.errors.NetworkError` once,
-  the transport stays usable, and the stream re-opens with the next message
-  the server accepts.
-
-Session expiry policy: HTTP 404 for our session id means the session is gone.
-The request that got the 404 was never processed, so ``send`` raises
-:class:`~pyodide_transport.errors.SessionExpiredError` and the
-:class:`~pyodide_transport.client.Client` re-initializes (same client info and
-capabilities, logging level and subscriptions re-applied) and re-sends it once.
-When the expiry shows on a stream after ``send`` returned, ``receive`` raises
-:class:`SessionExpiredError` once and the requests still waiting fail with it
-(they may or may not have run, so they are not re-sent). Until a new
-``initialize`` goes out, every ``send`` raises :class:`SessionExpiredError`
-at once instead of posting without a session.
+``send`` POSTs one message and returns once the server accepted it (2xx headers); JSON and SSE
+bodies are read in the background and their messages come out of ``receive``. Errors are reported
+once: about the message being sent (HTTP status, network or CORS failure, session gone) by
+``send``; a response stream that breaks later by ``receive``, typed, with ``request_ids`` naming
+the requests it loses. ``close`` aborts every stream and sends ``DELETE`` for the session.
 """
 
 from __future__ import annotations
@@ -51,30 +23,18 @@ import sys
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from mcp_types.jsonrpc import JSONRPCNotification, JSONRPCRequest
-
 from .backoff import BackoffPolicy
-from .errors import (
-    ConnectionClosedError,
-    LocalProtocolError,
-    NetworkError,
-    SessionExpiredError,
-    TransportError,
-)
+from .errors import ConnectionClosedError, LocalProtocolError, SessionExpiredError, TransportError
 from .memory import Inbox, new_future
 from .messages import TransportMessage
 from .streamable_http import (
     DEFAULT_MAX_MESSAGE_SIZE,
-    AbortExchange,
     Event,
     Exchange,
     ExchangeFailed,
-    LastEventIdUpdated,
     MessageReceived,
     Reconnect,
-    SessionExpired,
     StreamableHTTPClient,
-    StreamUnavailable,
 )
 
 __all__ = ["FetchTransport", "HTTPClient", "HTTPResponse"]
@@ -112,8 +72,8 @@ class HTTPClient(Protocol):
     """What :class:`FetchTransport` needs from an HTTP library.
 
     ``request`` returns once the status line and headers arrived and raises
-    :class:`~pyodide_transport.errors.NetworkError` (or ``CORSError``) when
-    no response came. Cancelling the awaiting task must abort the request.
+    :class:`~pyodide_transport.errors.NetworkError` (or ``CORSError``) when no response came.
+    Cancelling the awaiting task must abort the request.
     """
 
     async def request(
@@ -155,17 +115,13 @@ class FetchTransport:
     Args:
         url: The MCP endpoint (``http://`` or ``https://``).
         headers: Extra headers for every request, e.g. ``{"Authorization": "Bearer ..."}``.
-        fetch: Under Pyodide, a JS fetch function to use instead of the global
-            one; anywhere, an :class:`HTTPClient`. ``None``: the global ``fetch``.
+        fetch: Under Pyodide, a JS fetch function to use instead of the global one; anywhere, an
+            :class:`HTTPClient`. ``None``: the global ``fetch`` (Pyodide) or httpx (CPython).
         open_get_stream: Open the standalone GET stream after initialize.
         reconnect_delay: First delay (seconds) before resuming a broken SSE stream.
         max_reconnect_delay: Upper bound of that delay.
         max_reconnect_attempts: Resumption attempts per stream without progress.
         max_message_size: Most bytes of one JSON body or SSE event.
-
-    Attributes:
-        stats: Counters of what the server did (SSE responses, resumptions,
-            GET stream status), for diagnostics such as ``pyodide_transport.check``.
     """
 
     transport_type = "streamable-http"
@@ -187,23 +143,17 @@ class FetchTransport:
         policy = BackoffPolicy(
             initial_delay=reconnect_delay, max_delay=max_reconnect_delay, max_attempts=max_reconnect_attempts
         )
-        self._core = StreamableHTTPClient(url, headers=headers, max_message_size=max_message_size, backoff=policy)
-        self._open_get_stream = open_get_stream
+        self._core = StreamableHTTPClient(
+            url, headers=headers, max_message_size=max_message_size, backoff=policy, get_stream=open_get_stream
+        )
         self._inbox: Inbox[TransportMessage | TransportError | _Closed] = Inbox()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._exchange_tasks: dict[Exchange, asyncio.Task[None]] = {}
-        self._get_task: asyncio.Task[None] | None = None
+        self._tasks: dict[asyncio.Task[None], Exchange] = {}
         self._closed = False
-        self._expired = False
-        self._get_stream_lost = False  # the GET stream gave up: re-open it with the next accepted message
-        self.stats: dict[str, Any] = {
-            "sse_responses": 0,
-            "json_responses": 0,
-            "resumptions": 0,
-            "last_event_id": None,
-            "get_stream": "not opened",
-            "delete_status": None,
-        }
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Counters of what the server did (SSE responses, resumptions, GET stream state, DELETE status)."""
+        return self._core.stats
 
     @property
     def session_id(self) -> str | None:
@@ -219,91 +169,61 @@ class FetchTransport:
         """Whether messages can be sent (HTTP is connectionless: until ``close``)."""
         return not self._closed
 
-    # -- sending -----------------------------------------------------------------------------------
-
     async def send(self, message: TransportMessage) -> None:
         """POST one message; return once the server accepted it.
 
         Raises:
             SessionExpiredError: The session is gone (re-initialize, then re-send).
-            HTTPStatusError: The server refused the message.
+            HTTPStatusError: The server refused the message (``LegacyServerError`` for a modern probe).
             CORSError: The browser blocked a cross-origin request.
             NetworkError: No response came.
             ConnectionClosedError: The transport is closed.
         """
         if self._closed:
             raise ConnectionClosedError("the transport is closed")
-        is_initialize = isinstance(message, JSONRPCRequest) and message.method == "initialize"
-        if self._expired and not is_initialize:
-            raise SessionExpiredError("the session expired; initialize a new one before sending")
-        if is_initialize:
-            self._expired = False
-            self._stop_get_stream()
         action = self._core.send(message)
-        if action is None:
-            return
-        if isinstance(action, AbortExchange):
-            task = self._exchange_tasks.get(action.exchange)
-            if task is not None:
-                task.cancel()
-            return
+        self._stop_aborted()
+        if not isinstance(action, Exchange):
+            return  # nothing to post (a 2026-07-28 cancel aborts its request's fetch instead)
         # Awaited directly (no shield, no callbacks): each extra hop is a JS task in Pyodide. A cancelled
         # send cancels ``ready``, which the exchange then leaves alone (it only settles a pending future).
         ready: asyncio.Future[None] = new_future(asyncio.get_running_loop())
-        task = self._spawn(self._drive(action, ready), action)
+        task = self._spawn(action, ready)
         try:
             await ready
         except asyncio.CancelledError:
             action.abort()
             task.cancel()
             raise
-        initialized = isinstance(message, JSONRPCNotification) and message.method == "notifications/initialized"
-        if (
-            (initialized or self._get_stream_lost)
-            and self._open_get_stream
-            and self._core.protocol_version is not None
-            and self._core.session_id is not None
-        ):
-            self._get_stream_lost = False
-            self._start_get_stream()
+        if self._core.stream_wanted:
+            self._spawn(self._core.open_stream(), None)
 
-    def _spawn(self, coro: Any, exchange: Exchange | None = None) -> asyncio.Task[None]:
+    def _spawn(self, exchange: Exchange, ready: asyncio.Future[None] | None, delay: float = 0.0) -> asyncio.Task[None]:
         # A plain Task, not loop.create_task: Pyodide's webloop adds a done callback to each task it
         # makes, one more JavaScript task per exchange.
-        task: asyncio.Task[None] = asyncio.Task(coro, loop=asyncio.get_running_loop())
-        self._tasks.add(task)
-        if exchange is not None:
-            self._exchange_tasks[exchange] = task
-
-        def done(t: asyncio.Task[None]) -> None:
-            self._tasks.discard(t)
-            if exchange is not None and self._exchange_tasks.get(exchange) is t:
-                del self._exchange_tasks[exchange]
-            if not t.cancelled() and (exc := t.exception()) is not None:
-                logger.error("FetchTransport task failed: %r", exc)
-                self._inbox.put_nowait(ConnectionClosedError(f"transport task failed: {exc!r}"))
-
-        task.add_done_callback(done)
+        task: asyncio.Task[None] = asyncio.Task(self._drive(exchange, ready, delay), loop=asyncio.get_running_loop())
+        self._tasks[task] = exchange
+        task.add_done_callback(self._done)
         return task
 
-    def _start_get_stream(self) -> None:
-        self._stop_get_stream()
-        try:
-            exchange = self._core.open_stream()
-        except LocalProtocolError:
-            return
-        self.stats["get_stream"] = "opening"
-        self._get_task = self._spawn(self._drive(exchange, None), exchange)
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.error("FetchTransport task failed: %r", exc)
+            self._inbox.put_nowait(ConnectionClosedError(f"transport task failed: {exc!r}"))
 
-    def _stop_get_stream(self) -> None:
-        if self._get_task is not None:
-            self._get_task.cancel()
-            self._get_task = None
+    def _stop_aborted(self) -> None:
+        """Cancel the fetches of exchanges the core gave up on (a modern cancel, a new session's old stream)."""
+        aborted = self._core.take_aborted()
+        if aborted:
+            for task, exchange in list(self._tasks.items()):
+                if exchange in aborted:
+                    task.cancel()
 
-    # -- driving one exchange ------------------------------------------------------------------------
-
-    async def _drive(self, exchange: Exchange, ready: asyncio.Future[None] | None) -> None:
+    async def _drive(self, exchange: Exchange, ready: asyncio.Future[None] | None, delay: float) -> None:
         """Perform ``exchange`` and feed everything that happens to the core."""
+        if delay:
+            await asyncio.sleep(delay)
         request = exchange.request
         response: HTTPResponse | None = None
         try:
@@ -313,13 +233,6 @@ class FetchTransport:
                 self._handle(exchange.receive_network_error(exc), ready)
                 return
             self._handle(exchange.receive_response(response.status, response.headers), ready)
-            if exchange.kind == "get" and exchange.status == 200:
-                self.stats["get_stream"] = "open"
-            if response.headers.get("content-type", "").startswith("text/event-stream"):
-                if exchange.kind == "post":
-                    self.stats["sse_responses"] += 1
-            elif exchange.kind == "post" and exchange.status == 200:
-                self.stats["json_responses"] += 1
             if ready is not None and not ready.done() and (exchange.done or 200 <= (exchange.status or 0) < 300):
                 ready.set_result(None)
             if exchange.done:
@@ -348,51 +261,24 @@ class FetchTransport:
             if isinstance(event, MessageReceived):
                 self._inbox.put_nowait(event.message)
             elif isinstance(event, Reconnect):
-                self.stats["resumptions"] += 1
-                self._spawn(self._reconnect(event), event.exchange)
+                self._spawn(event.exchange, None, event.delay)
             elif isinstance(event, ExchangeFailed):
-                self._failed(event, ready)
-            elif isinstance(event, SessionExpired):
-                self._expired = True
-            elif isinstance(event, StreamUnavailable):
-                self.stats["get_stream"] = "unavailable (405)"
-            elif isinstance(event, LastEventIdUpdated):
-                self.stats["last_event_id"] = event.last_event_id
-
-    def _failed(self, event: ExchangeFailed, ready: asyncio.Future[None] | None) -> None:
-        """Report a failure once: from ``send`` if it waits, else per request or from ``receive``."""
-        error = event.error
-        if ready is not None and not ready.done():
-            ready.set_exception(error)
-            return
-        if self._closed:
-            return
-        if not event.request_ids and isinstance(error, ConnectionClosedError):
-            # A stream that owed no response (the standalone GET stream) gave up. HTTP is connectionless, so
-            # the client is not disconnected: report it, and re-open the stream once the server is back.
-            self._get_stream_lost = True
-            self._inbox.put_nowait(
-                NetworkError(f"the server-to-client stream was lost ({error}); it re-opens with the next request")
-            )
-            return
-        if isinstance(error, SessionExpiredError) or not event.request_ids:
-            self._inbox.put_nowait(error)
-            return
-        self._inbox.put_nowait(error.losing(event.request_ids))  # typed, naming the requests it loses
-
-    async def _reconnect(self, event: Reconnect) -> None:
-        await asyncio.sleep(event.delay)
-        await self._drive(event.exchange, None)
-
-    # -- receiving and closing -----------------------------------------------------------------------
+                if ready is not None and not ready.done():
+                    ready.set_exception(event.error)  # send() raises it: the one report
+                elif not self._closed:
+                    error = event.error
+                    if event.request_ids and not isinstance(error, SessionExpiredError):  # expiry: all of them
+                        error.losing(event.request_ids)
+                    self._inbox.put_nowait(error)
 
     async def receive(self) -> TransportMessage:
         """Return the next message from the server.
 
         Raises:
-            ConnectionClosedError: The transport is closed (and drained).
+            ConnectionClosedError: The transport is closed (and drained), or a response stream
+                broke (``request_ids`` names the requests it lost).
             SessionExpiredError: A stream found the session gone (raised once).
-            TransportError: A stream without pending requests failed (raised once).
+            TransportError: Another stream failure (raised once).
         """
         item = await self._inbox.get()
         if isinstance(item, _Closed):
@@ -407,7 +293,6 @@ class FetchTransport:
         if self._closed:
             return
         self._closed = True
-        self._get_task = None
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -425,10 +310,9 @@ class FetchTransport:
         response: HTTPResponse | None = None
         try:
             async with asyncio.timeout(_CLOSE_TIMEOUT):
-                response = await self._http.request(
-                    exchange.request.method, exchange.request.url, exchange.request.headers, None
-                )
-                self.stats["delete_status"] = response.status
+                request = exchange.request
+                response = await self._http.request(request.method, request.url, request.headers, None)
+                exchange.receive_response(response.status, response.headers)
         except (TransportError, TimeoutError) as exc:
             logger.debug("DELETE of the session failed: %s", exc)
         finally:

@@ -1,68 +1,67 @@
 """The Streamable HTTP client, sans-I/O: which requests to make, and what their responses mean.
 
-This module performs no I/O. An adapter (``FetchTransport`` over the browser
-``fetch``, or any HTTP client in CPython) performs the requests the core asks
-for and feeds the response bytes back. Like h11 there are two levels:
+This module performs no I/O. An adapter (``FetchTransport`` over the browser ``fetch``, or any
+HTTP client in CPython) performs the requests the core asks for and feeds the response bytes back.
+Like h11 there are two levels:
 
-* :class:`StreamableHTTPClient`, the connection state: URL, custom headers,
-  session id, negotiated protocol version, requests in flight. Its verbs
-  create exchanges:
+* :class:`StreamableHTTPClient`, the connection: URL, custom headers, session id, negotiated
+  protocol version, requests in flight, the standalone GET stream's policy and the counters in
+  ``stats``. Its verbs create exchanges:
 
-  - ``send(message)`` -> :class:`Exchange` (POST it), :class:`AbortExchange`
-    (2026-07-28 cancel: abort that exchange's fetch instead of posting) or
-    ``None`` (nothing to do);
-  - ``open_stream()`` -> :class:`Exchange` (the standalone GET stream);
+  - ``send(message)`` -> :class:`Exchange` (POST it), :class:`AbortExchange` (2026-07-28 cancel:
+    abort that exchange's fetch instead of posting) or ``None`` (nothing to do);
+  - ``open_stream()`` -> :class:`Exchange` (the standalone GET stream), when ``stream_wanted``;
   - ``close()`` -> :class:`Exchange` (DELETE the session) or ``None``.
 
-* :class:`Exchange`, one HTTP request and its response, with its own SSE
-  decoder. The adapter performs ``exchange.request`` and reports what happens
-  through four verbs, each returning a list of events:
+* :class:`Exchange`, one HTTP request and its response, with its own SSE decoder. The adapter
+  performs ``exchange.request`` and reports what happens through four verbs, each returning a
+  list of events: ``receive_response(status, headers)``, ``receive_data(chunk)``,
+  ``receive_eof()`` and ``receive_network_error(error)`` (the adapter's translated
+  :class:`NetworkError`/:class:`CORSError`). Its states and their transitions are the table
+  :data:`EXCHANGE_TRANSITIONS`::
 
-  - ``receive_response(status, headers)`` once the status line and headers arrived;
-  - ``receive_data(chunk)`` for each body chunk;
-  - ``receive_eof()`` when the body ended normally;
-  - ``receive_network_error(error)`` when the request or the body read failed
-    (``error`` is the adapter's translated :class:`NetworkError`/:class:`CORSError`).
+      waiting --response--> json | sse | error body | empty --eof--> done
+         |                          |
+         +------- network error ----+--> done (+ Reconnect with a new exchange, or ExchangeFailed)
 
-  Exchange states::
+  Once ``exchange.done`` is true the adapter stops reading (aborting the fetch if the body is
+  still open); every verb then returns ``[]``. Exchanges change the connection only through its
+  ``_on_*`` methods, each named for what happened.
 
-      waiting --receive_response--> reading (json | sse | error body | empty) --eof--> done
-         |                                 |
-         +--------- network error ---------+--> done (+ Reconnect with a new exchange, or ExchangeFailed)
+Events: :class:`MessageReceived`, :class:`SessionIdReceived`, :class:`ProtocolVersionNegotiated`,
+:class:`LastEventIdUpdated`, :class:`RetryReceived`, :class:`StreamUnavailable`,
+:class:`SessionExpired`, :class:`Reconnect` and :class:`ExchangeFailed`. Only two need action:
+``Reconnect`` (wait ``delay`` seconds, then perform ``event.exchange``) and ``ExchangeFailed``
+(raise ``event.error`` from ``send`` if it has not returned yet, else from ``receive`` with
+``request_ids`` naming the requests it loses). Each error is reported exactly once.
 
-  Once ``exchange.done`` is true the adapter stops reading (aborting the fetch
-  if the body is still open); every verb then returns ``[]``.
+Policy (the connection's, not the adapter's):
 
-Events are small dataclasses: :class:`MessageReceived`, :class:`SessionIdReceived`,
-:class:`ProtocolVersionNegotiated`, :class:`LastEventIdUpdated`,
-:class:`RetryReceived`, :class:`StreamUnavailable`, :class:`SessionExpired`,
-:class:`Reconnect` and :class:`ExchangeFailed`. Only two need action:
-``Reconnect`` (wait ``delay`` seconds, then perform ``event.exchange``) and
-``ExchangeFailed`` (raise ``event.error`` from ``send`` if it has not returned
-yet, else fail the requests in ``event.request_ids`` with it). Each error is
-reported exactly once, by one ``ExchangeFailed``.
-
-Era rules. Handshake era (<= 2025-11-25): ``Mcp-Session-Id`` is captured from
-the initialize response and echoed; ``MCP-Protocol-Version`` is sent after the
-InitializeResult; a 404 on a request with a session id expires the session; an
-SSE stream that ends before its response resumes with ``GET`` +
-``Last-Event-ID`` (the stream's newest id). Modern era (2026-07-28), chosen per
-message by ``params._meta["io.modelcontextprotocol/protocolVersion"]``: every
-POST carries ``MCP-Protocol-Version``, ``Mcp-Method`` (and ``Mcp-Name``);
-there is no session, GET stream, DELETE or resumption, and cancelling a
-request aborts its exchange.
+* **Sessions** (handshake era): ``Mcp-Session-Id`` is captured from the initialize response and
+  echoed; ``MCP-Protocol-Version`` is sent after the InitializeResult. A 404 on a request with a
+  session id expires the session: until the next ``initialize`` every ``send`` raises
+  :class:`SessionExpiredError` at once (the session layer re-initializes and re-sends).
+* **The GET stream**: ``stream_wanted`` turns true once ``notifications/initialized`` was
+  accepted, and again after a lost stream once the server accepts the next message; HTTP 405 means
+  the server offers none (not an error). A stream that gives up is reported once as a
+  :class:`NetworkError`; the transport stays usable.
+* **Resumption**: an SSE stream that ends before its responses resumes with ``GET`` +
+  ``Last-Event-ID`` (the stream's newest id, kept across every reconnect) after the server's
+  ``retry`` or the backoff.
+* **2026-07-28**, chosen per message by ``params._meta["io.modelcontextprotocol/protocolVersion"]``:
+  every POST carries ``MCP-Protocol-Version``, ``Mcp-Method`` (and ``Mcp-Name``); there is no
+  session, GET stream, DELETE or resumption; cancelling a request aborts its exchange; a
+  ``server/discover`` refused with 400/404/405 and no modern error code fails with
+  :class:`LegacyServerError` (the server predates 2026-07-28: fall back to ``initialize``).
 """
 
 from __future__ import annotations
 
-import base64
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias
 
 from mcp_types import PROTOCOL_VERSION_META_KEY
-from mcp_types.jsonrpc import HEADER_MISMATCH, MISSING_REQUIRED_CLIENT_CAPABILITY, UNSUPPORTED_PROTOCOL_VERSION
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .backoff import BackoffPolicy
@@ -72,6 +71,7 @@ from .errors import (
     LegacyServerError,
     LocalProtocolError,
     MessageTooLargeError,
+    NetworkError,
     RemoteProtocolError,
     SessionExpiredError,
     TransportError,
@@ -88,10 +88,23 @@ from .messages import (
     encode_message,
 )
 from .sse import SSEDecoder, SSEEvent
+from .wire import (
+    ACCEPT_POST,
+    ACCEPT_SSE,
+    BROWSER_REQUEST_HEADERS,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    EXPOSED_RESPONSE_HEADERS,
+    MODERN_ERROR_CODES,
+    NAME_PARAMS,
+    PROTOCOL_HEADERS,
+    encode_header_value,
+    header_safe,
+)
 
 __all__ = [
     "BROWSER_REQUEST_HEADERS",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "EXCHANGE_TRANSITIONS",
     "EXPOSED_RESPONSE_HEADERS",
     "MODERN_ERROR_CODES",
     "AbortExchange",
@@ -111,38 +124,8 @@ __all__ = [
     "encode_header_value",
 ]
 
-BROWSER_REQUEST_HEADERS: tuple[str, ...] = (
-    "content-type",
-    "accept",
-    "authorization",
-    "mcp-session-id",
-    "mcp-protocol-version",
-    "last-event-id",
-    "mcp-method",
-    "mcp-name",
-)
-"""Request headers a browser MCP client sends; a server's CORS preflight must allow them all."""
-
-EXPOSED_RESPONSE_HEADERS: tuple[str, ...] = ("Mcp-Session-Id", "MCP-Protocol-Version")
-"""Response headers a browser client must be able to read; a server must list them in Expose-Headers."""
-
-DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024
-"""Default limit for one JSON body or SSE event (4 MiB, the official SDKs' limit)."""
-
-MODERN_ERROR_CODES = frozenset({HEADER_MISMATCH, MISSING_REQUIRED_CLIENT_CAPABILITY, UNSUPPORTED_PROTOCOL_VERSION})
-"""JSON-RPC error codes a 2026-07-28 server answers with HTTP 400; passed on as messages."""
-
-_LEGACY_PROBE_STATUSES = frozenset({400, 404, 405})  # how servers before 2026-07-28 refuse server/discover
-_ERROR_BODY_LIMIT = 64 * 1024  # keep this much of a non-2xx body for diagnostics
-_NAME_PARAMS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
-_HEADER_SAFE = re.compile(r"[\x20-\x7e]*")
-_BASE64_SENTINEL = re.compile(r"=\?base64\?.*\?=")
-
-_PROTOCOL_HEADERS = frozenset(
-    {"accept", "content-type", "last-event-id", "mcp-session-id", "mcp-protocol-version", "mcp-method", "mcp-name"}
-)  # set by the core only: custom headers of these names are dropped
-ACCEPT_POST = "application/json, text/event-stream"
-ACCEPT_SSE = "text/event-stream"
+_LEGACY_PROBE_STATUSES: Final = frozenset({400, 404, 405})  # how servers before 2026-07-28 refuse server/discover
+_ERROR_BODY_LIMIT: Final = 64 * 1024  # keep this much of a non-2xx body for diagnostics
 
 
 # --- requests and events --------------------------------------------------------------------------
@@ -237,9 +220,9 @@ class ExchangeFailed:
     """The exchange failed; the requests in ``request_ids`` will get no response.
 
     Attributes:
-        error: What to raise: ``HTTPStatusError``, ``RemoteProtocolError``,
-            ``MessageTooLargeError``, ``SessionExpiredError``,
-            ``ConnectionClosedError`` or the adapter's own network error.
+        error: What to raise: ``HTTPStatusError`` (or ``LegacyServerError``),
+            ``RemoteProtocolError``, ``MessageTooLargeError``, ``SessionExpiredError``,
+            ``ConnectionClosedError``, ``NetworkError`` or the adapter's own network error.
         request_ids: The requests this failure loses (empty for notifications, streams, DELETE).
     """
 
@@ -270,17 +253,6 @@ class AbortExchange:
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def encode_header_value(value: str) -> str:
-    """Make a value safe for an HTTP header, as the 2026-07-28 spec does for ``Mcp-Name``.
-
-    Printable ASCII without edge whitespace passes as is; anything else becomes
-    ``=?base64?<UTF-8 bytes in base64>?=``.
-    """
-    if _HEADER_SAFE.fullmatch(value) and value == value.strip() and not _BASE64_SENTINEL.fullmatch(value):
-        return value
-    return f"=?base64?{base64.b64encode(value.encode()).decode('ascii')}?="
-
-
 def _modern_version(message: TransportMessage) -> str | None:
     """The 2026-07-28 version a request or notification declares in ``_meta``, if any."""
     if not isinstance(message, JSONRPCRequest | JSONRPCNotification) or not message.params:
@@ -309,6 +281,28 @@ class _Stream:
         self.backoff = policy.schedule()
 
 
+GetStreamState: TypeAlias = Literal["none", "wanted", "open", "lost", "unavailable"]
+
+GET_STREAM_TRANSITIONS: Final[dict[tuple[GetStreamState, str], GetStreamState]] = {
+    ("none", "initialized accepted"): "wanted",
+    ("wanted", "opened"): "open",
+    ("open", "opened"): "open",
+    ("open", "refused (405)"): "unavailable",
+    ("open", "gave up"): "lost",
+    ("lost", "message accepted"): "wanted",
+    **{(state, "new session"): "none" for state in ("none", "wanted", "open", "lost", "unavailable")},
+}
+"""The standalone GET stream's life: ``(state, what happened) -> next state``; unlisted pairs change nothing."""
+
+_GET_STREAM_STATS: Final[dict[GetStreamState, str]] = {
+    "none": "not opened",
+    "wanted": "not opened",
+    "open": "open",
+    "lost": "lost",
+    "unavailable": "unavailable (405)",
+}
+
+
 # --- the connection -------------------------------------------------------------------------------
 
 
@@ -317,16 +311,20 @@ class StreamableHTTPClient:
 
     Args:
         url: The MCP endpoint.
-        headers: Extra headers for every request (e.g. ``Authorization``); protocol
-            headers (``Accept``, ``Content-Type``, ``Mcp-*``, ``MCP-*``, ``Last-Event-ID``)
-            are the core's alone and are dropped from it.
+        headers: Extra headers for every request (e.g. ``Authorization``); protocol headers
+            (``Accept``, ``Content-Type``, ``Mcp-*``, ``MCP-*``, ``Last-Event-ID``) are the core's
+            alone and are dropped from it.
         max_message_size: Most bytes of one JSON body or SSE event.
         backoff: Reconnect schedule for resuming SSE streams.
+        get_stream: Open the standalone GET stream once a handshake-era session is initialized.
 
     Attributes:
         session_id: The current session id (handshake era), or ``None``.
         protocol_version: The negotiated handshake-era version, or ``None``.
         modern_version: The 2026-07-28 version of the last modern request sent, or ``None``.
+        expired: The session expired; only an ``initialize`` may be sent.
+        stats: Counters of what the server did (SSE and JSON responses, resumptions, the last
+            event id, the GET stream's state, the DELETE status), for diagnostics.
     """
 
     def __init__(
@@ -336,39 +334,57 @@ class StreamableHTTPClient:
         headers: Mapping[str, str] | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         backoff: BackoffPolicy | None = None,
+        get_stream: bool = True,
     ) -> None:
         self.url = url
-        self.custom_headers = dict(headers or {})
+        self.custom_headers = {k: v for k, v in (headers or {}).items() if k.lower() not in PROTOCOL_HEADERS}
         self.max_message_size = max_message_size
         self.backoff = backoff or BackoffPolicy()
+        self.get_stream = get_stream
         self.session_id: str | None = None
         self.protocol_version: str | None = None
         self.modern_version: str | None = None
+        self.expired = False
         self.closed = False
+        self.stats: dict[str, Any] = {
+            "sse_responses": 0,
+            "json_responses": 0,
+            "resumptions": 0,
+            "last_event_id": None,
+            "get_stream": "not opened",
+            "delete_status": None,
+        }
         self._in_flight: dict[RequestId, Exchange] = {}
+        self._get_state: GetStreamState = "none"
+        self._get_exchange: Exchange | None = None
+        self._aborted: list[Exchange] = []
+
+    # -- verbs ------------------------------------------------------------------------------------
 
     def send(self, message: TransportMessage) -> Exchange | AbortExchange | None:
         """Turn an outgoing message into an exchange to perform.
 
         Returns:
-            An :class:`Exchange` to POST; an :class:`AbortExchange` when a
-            2026-07-28 ``notifications/cancelled`` means "abort that request's
-            fetch"; ``None`` when there is nothing to send (cancelling a modern
-            request that is no longer in flight).
+            An :class:`Exchange` to POST; an :class:`AbortExchange` when a 2026-07-28
+            ``notifications/cancelled`` means "abort that request's fetch"; ``None`` when there is
+            nothing to send (cancelling a modern request that is no longer in flight).
 
         Raises:
+            SessionExpiredError: The session expired and ``message`` is not an ``initialize``.
             LocalProtocolError: The client is closed, or the request id is already in flight.
         """
         if self.closed:
             raise LocalProtocolError("the Streamable HTTP client is closed")
-        if isinstance(message, JSONRPCRequest) and message.id in self._in_flight:
-            raise LocalProtocolError(f"request id {message.id!r} is already in flight")
-        version = _modern_version(message)
         method: str | None = None
         params: dict[str, Any] = {}
         if isinstance(message, JSONRPCRequest | JSONRPCNotification):
             method, params = message.method, message.params or {}
-        if method == "notifications/cancelled" and isinstance(message, JSONRPCNotification):
+        if isinstance(message, JSONRPCRequest) and message.id in self._in_flight:
+            raise LocalProtocolError(f"request id {message.id!r} is already in flight")
+        if self.expired and method != "initialize":
+            raise SessionExpiredError("the session expired; initialize a new one before sending")
+        version = _modern_version(message)
+        if method == "notifications/cancelled":
             cancelled = params.get("requestId")
             target = self._in_flight.get(cancelled) if isinstance(cancelled, int | str) else None
             if target is not None and target.modern:
@@ -377,26 +393,29 @@ class StreamableHTTPClient:
             if target is None and (version or (self.modern_version and not self.protocol_version)):
                 return None
         if method == "initialize":  # a new session starts; the old one's state must not leak into it
-            self.session_id = self.protocol_version = self.modern_version = None
+            self._new_session()
         if version is None and self.modern_version and not self.protocol_version:
             version = self.modern_version  # e.g. a notification in an established modern connection
         elif version is not None:
             self.modern_version = version
         headers = self._headers(ACCEPT_POST, modern=version, method=method)
-        if version is not None and method in _NAME_PARAMS:
-            name = params.get(_NAME_PARAMS[method])
+        if version is not None and method in NAME_PARAMS:
+            name = params.get(NAME_PARAMS[method])
             if isinstance(name, str):
                 headers["Mcp-Name"] = encode_header_value(name)
         headers["Content-Type"] = "application/json"
         request = HTTPRequest("POST", self.url, headers, encode_message(message).encode())
-        pending: tuple[RequestId, ...] = ()
-        if isinstance(message, JSONRPCRequest):
-            pending = (message.id,)
+        pending: tuple[RequestId, ...] = (message.id,) if isinstance(message, JSONRPCRequest) else ()
         stream = _Stream(pending, standalone=False, policy=self.backoff)
         exchange = Exchange(self, request, "post", stream, modern=version is not None, method=method)
         for request_id in pending:
             self._in_flight[request_id] = exchange
         return exchange
+
+    @property
+    def stream_wanted(self) -> bool:
+        """Whether the adapter should open the standalone GET stream now (see :meth:`open_stream`)."""
+        return self._get_state == "wanted" and self.get_stream and not self.closed and self.session_id is not None
 
     def open_stream(self) -> Exchange:
         """Create the standalone GET stream for server-initiated messages (handshake era only).
@@ -407,7 +426,11 @@ class StreamableHTTPClient:
         if self.closed or self.protocol_version is None:
             raise LocalProtocolError("the GET stream needs an initialized handshake-era (<= 2025-11-25) session")
         stream = _Stream((), standalone=True, policy=self.backoff)
-        return Exchange(self, self._get_request(stream), "get", stream)
+        exchange = Exchange(self, self._get_request(stream), "get", stream)
+        self._replace_get(exchange)
+        self._get_go("opened")
+        self.stats["get_stream"] = "opening"
+        return exchange
 
     def close(self) -> Exchange | None:
         """Close the client; return the DELETE that ends the session, if there is one.
@@ -426,21 +449,101 @@ class StreamableHTTPClient:
         """The exchange that currently carries the response of ``request_id``, if any."""
         return self._in_flight.get(request_id)
 
+    def take_aborted(self) -> list[Exchange]:
+        """Exchanges the core gave up on since the last call (the adapter stops their fetches)."""
+        aborted, self._aborted = self._aborted, []
+        return aborted
+
+    # -- what exchanges report (their only way to change the connection) --------------------------
+
+    def _on_session(self, session_id: str) -> None:
+        self.session_id = session_id
+
+    def _on_negotiated(self, version: str) -> None:
+        self.protocol_version = version
+
+    def _on_expired(self, session_id: str) -> None:
+        if self.session_id == session_id:  # a newer session may already exist
+            self.session_id = self.protocol_version = None
+            self.expired = True
+
+    def _on_settled(self, request_id: RequestId) -> None:
+        """A response arrived (on whatever stream), or its exchange gave up: nobody waits any more."""
+        owner = self._in_flight.pop(request_id, None)
+        if owner is not None:
+            owner._stream.pending.pop(request_id, None)
+
+    def _on_handed_over(self, request_ids: tuple[RequestId, ...], exchange: Exchange) -> None:
+        for request_id in request_ids:
+            self._in_flight[request_id] = exchange
+
+    def _on_response(self, exchange: Exchange) -> None:
+        """Status and headers of ``exchange`` arrived: counters and the GET stream's policy."""
+        status = exchange.status or 0
+        if exchange.kind == "delete":
+            self.stats["delete_status"] = status
+        elif exchange.kind == "get":
+            if status == 405:
+                self._get_go("refused (405)")
+            elif 200 <= status < 300:
+                self.stats["get_stream"] = "open"
+        elif exchange.kind == "post" and 200 <= status < 300:
+            if exchange.is_streaming:
+                self.stats["sse_responses"] += 1
+            elif status == 200:
+                self.stats["json_responses"] += 1
+            if exchange.method == "notifications/initialized":
+                self._get_go("initialized accepted")
+            else:
+                self._get_go("message accepted")
+
+    def _on_event_id(self, last_event_id: str) -> None:
+        self.stats["last_event_id"] = last_event_id
+
+    def _on_reconnect(self) -> None:
+        self.stats["resumptions"] += 1
+
+    def _on_stream_gave_up(self, exchange: Exchange, error: TransportError) -> TransportError:
+        """The standalone GET stream failed for good: report it once, re-open it with the next accepted message."""
+        if exchange is not self._get_exchange:
+            return error
+        self._get_exchange = None
+        self._get_go("gave up")
+        return NetworkError(f"the server-to-client stream was lost ({error}); it re-opens with the next request")
+
+    # -- internals -----------------------------------------------------------------------------------
+
+    def _get_go(self, what: str) -> None:
+        nxt = GET_STREAM_TRANSITIONS.get((self._get_state, what))
+        if nxt is not None:
+            self._get_state = nxt
+            self.stats["get_stream"] = _GET_STREAM_STATS[nxt]
+
+    def _replace_get(self, exchange: Exchange | None) -> None:
+        old, self._get_exchange = self._get_exchange, exchange
+        if old is not None and not old.done:
+            old.abort()
+
+    def _new_session(self) -> None:
+        self.session_id = self.protocol_version = self.modern_version = None
+        self.expired = False
+        self._replace_get(None)
+        self._get_go("new session")
+
     def _headers(self, accept: str | None, *, modern: str | None = None, method: str | None = None) -> dict[str, str]:
-        ours: dict[str, str] = {}
+        headers = dict(self.custom_headers)
         if accept is not None:
-            ours["Accept"] = accept
+            headers["Accept"] = accept
         if modern is not None:
-            ours["MCP-Protocol-Version"] = modern
+            headers["MCP-Protocol-Version"] = modern
             if method is not None:
-                ours["Mcp-Method"] = method
+                headers["Mcp-Method"] = method
         else:
             if self.session_id is not None:
-                ours["Mcp-Session-Id"] = self.session_id
+                headers["Mcp-Session-Id"] = self.session_id
             if self.protocol_version is not None:
-                ours["MCP-Protocol-Version"] = self.protocol_version
-        custom = {k: v for k, v in self.custom_headers.items() if k.lower() not in _PROTOCOL_HEADERS}
-        return custom | ours
+                headers["MCP-Protocol-Version"] = self.protocol_version
+        return headers
 
     def _get_request(self, stream: _Stream) -> HTTPRequest:
         headers = self._headers(ACCEPT_SSE)
@@ -448,20 +551,21 @@ class StreamableHTTPClient:
             headers["Last-Event-ID"] = stream.last_event_id
         return HTTPRequest("GET", self.url, headers)
 
-    def _forget_session(self, session_id: str) -> None:
-        if self.session_id == session_id:  # a newer session may already exist
-            self.session_id = self.protocol_version = None
-
-    def _settle(self, request_id: RequestId) -> None:
-        """A response arrived (on whatever stream): nobody waits for ``request_id`` any more."""
-        owner = self._in_flight.pop(request_id, None)
-        if owner is not None:
-            owner._stream.pending.pop(request_id, None)
-
 
 # --- one exchange ---------------------------------------------------------------------------------
 
-_State = Literal["waiting", "json", "sse", "error_body", "other", "done"]
+ExchangeState: TypeAlias = Literal["waiting", "json", "sse", "error_body", "other", "done"]
+
+EXCHANGE_TRANSITIONS: Final[frozenset[tuple[ExchangeState, ExchangeState]]] = frozenset(
+    {
+        ("waiting", "json"),  # a JSON body follows
+        ("waiting", "sse"),  # an SSE stream follows
+        ("waiting", "error_body"),  # a non-2xx status: its body explains
+        ("waiting", "other"),  # 2xx without a JSON type: fine if the body is empty
+        *((state, "done") for state in ("waiting", "json", "sse", "error_body", "other")),
+    }
+)
+"""Every state change an exchange may make; anything else is a bug (LocalProtocolError)."""
 
 
 class Exchange:
@@ -493,7 +597,7 @@ class Exchange:
         self.status: int | None = None
         self._client = client
         self._stream = stream
-        self._state: _State = "waiting"
+        self._state: ExchangeState = "waiting"
         self._body = bytearray()
         self._decoder: SSEDecoder | None = None
         self._sent_session = request.headers.get("Mcp-Session-Id")
@@ -523,9 +627,12 @@ class Exchange:
 
     def abort(self) -> None:
         """Give up on this exchange (cancelled or transport closing); its requests are forgotten."""
+        if self._state == "done":
+            return
         for request_id in list(self._stream.pending):
-            self._client._settle(request_id)
-        self._finish()
+            self._client._on_settled(request_id)
+        self._go("done")
+        self._client._aborted.append(self)
 
     # -- verbs -------------------------------------------------------------------------------------
 
@@ -540,52 +647,8 @@ class Exchange:
         if self._state != "waiting":
             raise LocalProtocolError("receive_response() was already called for this exchange")
         self.status = status
-        headers = {name.lower(): value for name, value in headers.items()}
-        client = self._client
-        if self.kind == "delete":
-            if 200 <= status < 300 or status in (404, 405):
-                self._finish()
-            else:
-                self._state = "error_body"
-            return []
-        if status == 404 and self._sent_session is not None:
-            client._forget_session(self._sent_session)
-            ids = self.request_ids
-            gone = SessionExpiredError(f"the server no longer knows session {self._sent_session!r} (HTTP 404)")
-            return [SessionExpired(self._sent_session, ids), *self._fail(gone)]
-        if status == 405 and self.kind != "post":
-            if self.kind == "get":
-                self._finish()
-                return [StreamUnavailable()]
-            return self._fail(ConnectionClosedError("cannot resume the SSE stream: the server refuses GET (405)"))
-        if not 200 <= status < 300:
-            self._state = "error_body"
-            return []
-        events: list[Event] = []
-        session_id = headers.get("mcp-session-id")
-        if self.method == "initialize" and not self.modern and session_id is not None:
-            if not session_id or not _HEADER_SAFE.fullmatch(session_id):
-                return self._fail(RemoteProtocolError(f"invalid Mcp-Session-Id {session_id!r}"))
-            client.session_id = session_id
-            events.append(SessionIdReceived(session_id))
-        media_type = _media_type(headers)
-        if status in (202, 204):
-            if self.request_ids:
-                error = RemoteProtocolError(
-                    f"server answered {_describe(self.request_ids)} with HTTP {status}; no response will come"
-                )
-                return events + self._fail(error)
-            self._finish()
-        elif media_type == "text/event-stream":
-            self._state = "sse"
-            self._decoder = SSEDecoder(max_event_size=client.max_message_size, last_event_id=self._stream.last_event_id)
-        elif media_type == "application/json" and self.kind == "post":
-            self._state = "json"
-        elif self.request_ids or self.kind != "post":
-            error = RemoteProtocolError(f"unexpected Content-Type {media_type or '(none)'!r} in HTTP {status}")
-            return events + self._fail(error)
-        else:
-            self._state = "other"  # fine if the body is empty
+        events = self._response(status, {name.lower(): value for name, value in headers.items()})
+        self._client._on_response(self)
         return events
 
     def receive_data(self, data: bytes) -> list[Event]:
@@ -610,9 +673,8 @@ class Exchange:
             return []
         self._body += data
         if len(self._body) > self._client.max_message_size:
-            return self._fail(
-                MessageTooLargeError(f"response body exceeds the limit of {self._client.max_message_size} bytes")
-            )
+            limit = self._client.max_message_size
+            return self._fail(MessageTooLargeError(f"response body exceeds the limit of {limit} bytes"))
         return []
 
     def receive_eof(self) -> list[Event]:
@@ -665,33 +727,88 @@ class Exchange:
 
     # -- internals ---------------------------------------------------------------------------------
 
+    def _go(self, state: ExchangeState) -> None:
+        if (self._state, state) not in EXCHANGE_TRANSITIONS:
+            raise LocalProtocolError(f"an exchange that is {self._state} cannot become {state}")
+        self._state = state
+
     def _finish(self) -> None:
-        self._state = "done"
+        self._go("done")
         self._body.clear()
         self._decoder = None
+
+    def _response(self, status: int, headers: dict[str, str]) -> list[Event]:
+        """What the status and headers mean; moves to the state that reads the body."""
+        client = self._client
+        if self.kind == "delete":
+            if 200 <= status < 300 or status in (404, 405):
+                self._finish()
+            else:
+                self._go("error_body")
+            return []
+        if status == 404 and self._sent_session is not None:
+            client._on_expired(self._sent_session)
+            ids = self.request_ids
+            gone = SessionExpiredError(f"the server no longer knows session {self._sent_session!r} (HTTP 404)")
+            return [SessionExpired(self._sent_session, ids), *self._fail(gone)]
+        if status == 405 and self.kind != "post":
+            if self.kind == "get":
+                self._finish()
+                return [StreamUnavailable()]
+            return self._fail(ConnectionClosedError("cannot resume the SSE stream: the server refuses GET (405)"))
+        if not 200 <= status < 300:
+            self._go("error_body")
+            return []
+        events: list[Event] = []
+        session_id = headers.get("mcp-session-id")
+        if self.method == "initialize" and not self.modern and session_id is not None:
+            if not session_id or not header_safe(session_id):
+                return self._fail(RemoteProtocolError(f"invalid Mcp-Session-Id {session_id!r}"))
+            client._on_session(session_id)
+            events.append(SessionIdReceived(session_id))
+        media_type = _media_type(headers)
+        if status in (202, 204):
+            if self.request_ids:
+                error = RemoteProtocolError(
+                    f"server answered {_describe(self.request_ids)} with HTTP {status}; no response will come"
+                )
+                return events + self._fail(error)
+            self._finish()
+        elif media_type == "text/event-stream":
+            self._go("sse")
+            self._decoder = SSEDecoder(max_event_size=client.max_message_size, last_event_id=self._stream.last_event_id)
+        elif media_type == "application/json" and self.kind == "post":
+            self._go("json")
+        elif self.request_ids or self.kind != "post":
+            error = RemoteProtocolError(f"unexpected Content-Type {media_type or '(none)'!r} in HTTP {status}")
+            return events + self._fail(error)
+        else:
+            self._go("other")
+        return events
 
     def _fail(self, error: TransportError) -> list[Event]:
         ids = self.request_ids
         for request_id in ids:
-            self._client._settle(request_id)
+            self._client._on_settled(request_id)
         self._finish()
+        if self._stream.standalone and isinstance(error, ConnectionClosedError):
+            error = self._client._on_stream_gave_up(self, error)
         return [ExchangeFailed(error, ids)]
 
     def _deliver(self, message: TransportMessage) -> list[Event]:
         events: list[Event] = []
         client = self._client
-        if isinstance(message, JSONRPCResponse | JSONRPCError):
-            if message.id is not None and client._in_flight.get(message.id) is self:
-                client._settle(message.id)
-                if (
-                    self.method == "initialize"
-                    and isinstance(message, JSONRPCResponse)
-                    and isinstance(version := message.result.get("protocolVersion"), str)
-                ):
-                    client.protocol_version = version
-                    events.append(ProtocolVersionNegotiated(version))
-            elif message.id is not None:
-                client._settle(message.id)  # answered on another stream: that one waits no more
+        if isinstance(message, JSONRPCResponse | JSONRPCError) and message.id is not None:
+            ours = client.exchange_for(message.id) is self
+            client._on_settled(message.id)  # answered here, or on another stream: that one waits no more
+            if (
+                ours
+                and self.method == "initialize"
+                and isinstance(message, JSONRPCResponse)
+                and isinstance(version := message.result.get("protocolVersion"), str)
+            ):
+                client._on_negotiated(version)
+                events.append(ProtocolVersionNegotiated(version))
         events.append(MessageReceived(message))
         return events
 
@@ -723,6 +840,7 @@ class Exchange:
         if not last_event_id:
             return []
         self._stream.backoff.reset()
+        self._client._on_event_id(last_event_id)
         return [LastEventIdUpdated(last_event_id)]
 
     def _stream_lost(self, what: str) -> list[Event]:
@@ -750,16 +868,18 @@ class Exchange:
         client = self._client
         kind: Literal["get", "resume"] = "get" if stream.standalone else "resume"
         nxt = Exchange(client, client._get_request(stream), kind, stream, method=self.method)
-        for request_id in ids:
-            client._in_flight[request_id] = nxt
+        client._on_handed_over(ids, nxt)
+        if stream.standalone and client._get_exchange is self:
+            client._get_exchange = nxt
+        client._on_reconnect()
         self._finish()
         return [Reconnect(delay, nxt, stream.last_event_id or None)]
 
     def _on_error_body(self, body: bytes) -> list[Event]:
         """A non-2xx response ended: a JSON-RPC error for our request, or an HTTP status error."""
-        self._finish()
         error = self._error_message(body)
         if error is not None:
+            self._finish()
             return self._deliver(error)
         text = body.decode("utf-8", "replace")
         status = self.status or 0
@@ -782,5 +902,5 @@ class Exchange:
         if self.modern and message.error.code in MODERN_ERROR_CODES:
             return message.model_copy(update={"id": ids[0]})  # may be id:null: still ours
         if self.modern and self.status == 400 and self.method == "server/discover":
-            return None  # not a modern server: the HTTP status error lets the Client fall back
+            return None  # not a modern server: the status error lets the Client fall back
         return message if message.id == ids[0] else None

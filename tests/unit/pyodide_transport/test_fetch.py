@@ -203,7 +203,7 @@ async def test_404_expires_session_and_client_reinitializes_once() -> None:
     ]
     with pytest.raises(SessionExpiredError):
         expired = FetchTransport("http://x/mcp", fetch=ScriptedHTTP(handler), open_get_stream=False)
-        expired._expired = True
+        expired._core.expired = True
         await expired.send(make_request(9, "ping"))
 
 

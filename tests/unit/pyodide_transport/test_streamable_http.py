@@ -509,7 +509,8 @@ def test_get_stream_gives_up_after_max_attempts_without_progress() -> None:
         stream = reconnect.exchange
     assert delays == [1, 2, 4]
     failed = failure(respond(stream, 200, SSE))
-    assert isinstance(failed.error, ConnectionClosedError)
+    # reported once, as a network problem: HTTP is connectionless, the transport stays usable
+    assert isinstance(failed.error, NetworkError) and "gave up after 3 reconnect attempts" in str(failed.error)
     assert failed.request_ids == ()
 
 
