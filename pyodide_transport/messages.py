@@ -137,3 +137,52 @@ def make_response(request_id: RequestId, result: dict[str, Any]) -> JSONRPCRespo
 def error_response(request_id: RequestId | None, code: int, message: str, data: Any = None) -> JSONRPCError:
     """Build an error response envelope."""
     return JSONRPCError(jsonrpc=JSONRPC_VERSION, id=request_id, error=ErrorData(code=code, message=message, data=data))
+
+
+# -- decoding for a server: a message, or the error to answer with ----------------------------------
+# Appended below the codec so that the codec above stays untouched; hence the late import.
+from mcp_types.jsonrpc import INVALID_REQUEST, PARSE_ERROR  # noqa: E402
+
+__all__ += ["decode_or_error"]
+
+
+def decode_or_error(
+    data: str | bytes, *, allow_batch: bool, what: str = "message"
+) -> tuple[list[TransportMessage], bool] | JSONRPCError:
+    """Decode an incoming JSON text, or build the JSON-RPC error a server answers it with.
+
+    The one place where a server's HTTP body, stdio line or WebSocket frame becomes
+    messages, so every transport refuses bad input with the same codes: -32700 for
+    text that is not JSON, -32600 for JSON that is not a JSON-RPC message or batch.
+    The -32600 error carries the message's id when it has a valid one (JSON-RPC 2.0
+    asks for null only when the id cannot be detected).
+
+    Args:
+        data: The received text (bytes are decoded as JSON does: UTF-8, -16 or -32).
+        allow_batch: Whether a JSON array is a batch (protocol 2025-03-26 over HTTP);
+            otherwise an array is an invalid message.
+        what: What ``data`` is called in the parse error (``"body"``, ``"line"``, ``"frame"``).
+
+    Returns:
+        ``(messages, was_batch)``, with at least one message; or the error response to send.
+    """
+    try:
+        obj = json.loads(data)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; RecursionError: deep nesting
+        return error_response(None, PARSE_ERROR, f"Parse error: the {what} is not valid JSON")
+    batch = allow_batch and isinstance(obj, list)
+    items: list[object] = obj if batch else [obj]
+    if not items:
+        return error_response(None, INVALID_REQUEST, "Invalid Request: empty batch")
+    try:
+        return [message_from_obj(item) for item in items], batch
+    except RemoteProtocolError as exc:
+        return error_response(None if batch else _detected_id(obj), INVALID_REQUEST, f"Invalid Request: {exc}")
+
+
+def _detected_id(obj: object) -> RequestId | None:
+    """The ``id`` of an invalid message when it is a valid JSON-RPC id (string or integer), else None."""
+    request_id = obj.get("id") if isinstance(obj, dict) else None
+    if isinstance(request_id, str | int) and not isinstance(request_id, bool):
+        return request_id
+    return None

@@ -17,6 +17,7 @@ from pyodide_transport.messages import (
     JSONRPCResponse,
     decode_message,
     decode_messages,
+    decode_or_error,
     encode_message,
     error_response,
     make_notification,
@@ -108,3 +109,48 @@ def test_request_round_trips(request_id: int | str, method: str, params: dict[st
 def test_decoding_never_raises_anything_but_remote_protocol_error(data: bytes | str) -> None:
     with contextlib.suppress(RemoteProtocolError):
         decode_messages(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "allow_batch", "code", "error_id", "needle"),
+    [
+        (b'{"jsonrpc": "2.0", "id": 1,', True, -32700, None, "Parse error: the body is not valid JSON"),
+        (b"\xff\xfe hello", True, -32700, None, "Parse error"),
+        (b"", False, -32700, None, "Parse error"),
+        ("[" * 100_000 + "]" * 100_000, True, -32700, None, "Parse error"),  # deeper than the recursion limit
+        ("[]", True, -32600, None, "Invalid Request: empty batch"),
+        ("[]", False, -32600, None, "must be an object, got list"),
+        ('[{"jsonrpc":"2.0","method":"a"}]', False, -32600, None, "must be an object, got list"),
+        ("42", True, -32600, None, "must be an object, got int"),
+        ('{"jsonrpc":"1.0","id":5,"method":"ping"}', False, -32600, 5, '"jsonrpc": "2.0"'),
+        ('{"jsonrpc":"2.0","id":"a","result":null,"method":3}', False, -32600, "a", "Invalid Request: "),
+        ('{"jsonrpc":"1.0","id":true,"method":"ping"}', False, -32600, None, "Invalid Request: "),
+        ('{"jsonrpc":"1.0","id":1.5,"method":"ping"}', False, -32600, None, "Invalid Request: "),
+        ('[{"jsonrpc":"1.0","id":5,"method":"ping"}]', True, -32600, None, "Invalid Request: "),  # batch: id null
+    ],
+)
+def test_decode_or_error_answers_bad_input_with_the_json_rpc_error(
+    data: str | bytes, allow_batch: bool, code: int, error_id: object, needle: str
+) -> None:
+    error = decode_or_error(data, allow_batch=allow_batch, what="body")
+    assert isinstance(error, JSONRPCError)
+    assert (error.error.code, error.id) == (code, error_id)
+    assert needle in error.error.message
+
+
+def test_decode_or_error_decodes_one_message_or_a_batch() -> None:
+    one = '{"jsonrpc":"2.0","id":1,"method":"ping"}'
+    assert decode_or_error(one, allow_batch=False) == ([make_request(1, "ping")], False)
+    assert decode_or_error(one.encode(), allow_batch=True) == ([make_request(1, "ping")], False)
+    both = f'[{one},{{"jsonrpc":"2.0","method":"n"}}]'
+    assert decode_or_error(both, allow_batch=True) == ([make_request(1, "ping"), make_notification("n")], True)
+    error = decode_or_error("nope", allow_batch=False)
+    assert isinstance(error, JSONRPCError) and error.error.message == "Parse error: the message is not valid JSON"
+
+
+@given(st.binary(max_size=64) | st.text(max_size=64), st.booleans())
+def test_decode_or_error_never_raises(data: bytes | str, allow_batch: bool) -> None:
+    decoded = decode_or_error(data, allow_batch=allow_batch)
+    if not isinstance(decoded, JSONRPCError):
+        messages, batch = decoded
+        assert messages and (allow_batch or not batch)
