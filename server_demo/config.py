@@ -12,6 +12,9 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
+
+from pyodide_transport.wire import DEFAULT_MAX_MESSAGE_SIZE
 
 from .sse.event_store import EventStore, InMemoryEventStore
 
@@ -27,8 +30,11 @@ __all__ = [
     "stateless_json",
 ]
 
-DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
-"""4 MiB, the official SDKs' default body limit; also our WebSocket frame limit."""
+DEFAULT_MAX_MESSAGE_BYTES: Final = DEFAULT_MAX_MESSAGE_SIZE
+"""One message's limit, shared with the client (:data:`pyodide_transport.wire.DEFAULT_MAX_MESSAGE_SIZE`, 4 MiB).
+
+It bounds a POST body, a stdio line and a WebSocket frame.
+"""
 
 DEFAULT_ALLOWED_ORIGINS: tuple[str, ...] = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
 """Loopback origins on any port; ``*`` stands for any port (or none)."""

@@ -8,18 +8,19 @@ status rule here is unit-testable on its own.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from mcp_types.jsonrpc import INVALID_REQUEST, UNSUPPORTED_PROTOCOL_VERSION
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
+from mcp_types.jsonrpc import INVALID_REQUEST
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 
-from pyodide_transport.streamable_http import BROWSER_REQUEST_HEADERS, EXPOSED_RESPONSE_HEADERS
+from pyodide_transport.messages import JSONRPCError, RequestId, encode_message, error_response
+from pyodide_transport.wire import BROWSER_REQUEST_HEADERS, EXPOSED_RESPONSE_HEADERS
 
 from .config import SecurityConfig
+from .modern import unsupported_version_error
 
 __all__ = [
     "ALLOWED_METHODS",
@@ -69,10 +70,17 @@ class Rejection:
         """The response body: a JSON-RPC error with ``id: null``, or the message as text."""
         if self.code is None:
             return self.message.encode()
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.data is not None:
-            error["data"] = self.data
-        return json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()
+        return encode_message(self.error(None)).encode()
+
+    def error(self, request_id: RequestId | None) -> JSONRPCError:
+        """The JSON-RPC error response for this rejection (``request_id`` null unless the request is known).
+
+        Raises:
+            ValueError: The rejection has a plain-text body (no ``code``).
+        """
+        if self.code is None:
+            raise ValueError(f"a {self.status} rejection has a plain-text body, not a JSON-RPC error")
+        return error_response(request_id, self.code, self.message, self.data)
 
     @property
     def media_type(self) -> str:
@@ -216,10 +224,5 @@ def check_handshake_version(header: str | None) -> Rejection | None:
     """400 for an ``MCP-Protocol-Version`` this server does not speak (absent means 2025-03-26)."""
     if header is None or header in HANDSHAKE_PROTOCOL_VERSIONS:
         return None
-    supported = [*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS]
-    return Rejection(
-        400,
-        f"Bad Request: unsupported MCP-Protocol-Version {header!r}",
-        code=UNSUPPORTED_PROTOCOL_VERSION,
-        data={"supported": supported, "requested": header},
-    )
+    error = unsupported_version_error(header)
+    return Rejection(400, f"Bad Request: unsupported MCP-Protocol-Version {header!r}", code=error.code, data=error.data)

@@ -10,8 +10,6 @@ envelope shape (-32602), header consistency (-32020), supported version
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,22 +22,20 @@ from mcp_types import (
     ClientCapabilities,
 )
 from mcp_types.jsonrpc import HEADER_MISMATCH, INVALID_PARAMS, UNSUPPORTED_PROTOCOL_VERSION
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
+
+from pyodide_transport.wire import NAME_PARAMS, SUPPORTED_PROTOCOL_VERSIONS, decode_header_value
 
 from .errors import RequestError
 
 __all__ = [
-    "NAME_BEARING_METHODS",
     "ModernEnvelope",
     "check_routing_headers",
     "is_modern_request",
     "parse_envelope",
     "unsupported_version_error",
 ]
-
-NAME_BEARING_METHODS: dict[str, str] = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
-"""Methods whose ``Mcp-Name`` header mirrors a body parameter, and which parameter."""
 
 
 @dataclass(frozen=True)
@@ -66,11 +62,10 @@ def is_modern_request(method: str, params: Mapping[str, Any] | None) -> bool:
 
 def unsupported_version_error(requested: str) -> RequestError:
     """The -32022 error naming every version this server speaks."""
-    supported = [*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS]
     return RequestError(
         UNSUPPORTED_PROTOCOL_VERSION,
         f"unsupported protocol version {requested!r}",
-        {"supported": supported, "requested": requested},
+        {"supported": list(SUPPORTED_PROTOCOL_VERSIONS), "requested": requested},
     )
 
 
@@ -108,18 +103,12 @@ def parse_envelope(params: Mapping[str, Any] | None) -> ModernEnvelope:
     )
 
 
-def _decode_header_value(value: str | None) -> str | None:
-    """Undo the ``=?base64?...?=`` wrapping clients use for non-ASCII header values."""
-    if value is None or not (value.startswith("=?base64?") and value.endswith("?=")):
-        return value
-    try:
-        return base64.b64decode(value[9:-2], validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-
-
 def check_routing_headers(method: str, params: Mapping[str, Any] | None, headers: Mapping[str, str]) -> None:
     """Check ``MCP-Protocol-Version``, ``Mcp-Method`` and ``Mcp-Name`` against the body.
+
+    ``Mcp-Name`` is compared after :func:`~pyodide_transport.wire.decode_header_value`, so
+    whitespace around it does not count (SEP-2243: a server must accept it) and a
+    base64-wrapped value is compared by what it wraps.
 
     Args:
         method: The JSON-RPC method in the body.
@@ -135,8 +124,8 @@ def check_routing_headers(method: str, params: Mapping[str, Any] | None, headers
         raise RequestError(HEADER_MISMATCH, "MCP-Protocol-Version header does not match params._meta")
     if headers.get("mcp-method") != method:
         raise RequestError(HEADER_MISMATCH, "Mcp-Method header does not match the body's method")
-    key = NAME_BEARING_METHODS.get(method)
+    key = NAME_PARAMS.get(method)
     if key is not None and params is not None:
         body_value = params.get(key)
-        if body_value is not None and _decode_header_value(headers.get("mcp-name")) != body_value:
+        if body_value is not None and decode_header_value(headers.get("mcp-name")) != body_value:
             raise RequestError(HEADER_MISMATCH, f"Mcp-Name header does not match the body's {key!r}")

@@ -1,8 +1,13 @@
-"""Server-side SSE: event encoding and the resumable event store."""
+"""Server-side SSE: event framing for JSON-RPC messages and the resumable event store.
+
+The framing is :func:`pyodide_transport.sse.encode_sse_event`, the inverse of the
+client's decoder, so both ends agree on the format by construction.
+"""
 
 from __future__ import annotations
 
 from pyodide_transport.messages import TransportMessage, encode_message
+from pyodide_transport.sse import encode_sse_event
 
 from .event_store import EventStore, InMemoryEventStore, parse_event_id
 
@@ -11,11 +16,9 @@ __all__ = ["EventStore", "InMemoryEventStore", "encode_event", "encode_priming_e
 
 def encode_event(message: TransportMessage, event_id: str | None = None) -> bytes:
     """One ``event: message`` frame carrying a JSON-RPC message (single-line JSON)."""
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: message\ndata: {encode_message(message)}\n\n".encode()
+    return encode_sse_event(encode_message(message), event="message", id=event_id)
 
 
 def encode_priming_event(event_id: str, retry_ms: int | None) -> bytes:
-    """The priming event: an id and empty data (and the reconnection delay)."""
-    retry = f"retry: {retry_ms}\n" if retry_ms is not None else ""
-    return f"id: {event_id}\n{retry}data: \n\n".encode()
+    """The priming event: an id and empty data (and the reconnection delay), so the client can resume from it."""
+    return encode_sse_event("", id=event_id, retry=retry_ms)

@@ -127,3 +127,10 @@ def test_rejection_bodies() -> None:
     assert Rejection(403, "no", code=None).body() == b"no"
     body = json.loads(Rejection(400, "bad", code=-32600, data={"x": 1}).body())
     assert body == {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "bad", "data": {"x": 1}}}
+
+
+def test_rejection_as_a_json_rpc_error_for_a_known_request() -> None:
+    error = Rejection(400, "mismatch", code=-32020, data={"h": "v"}).error(7)
+    assert (error.id, error.error.code, error.error.message, error.error.data) == (7, -32020, "mismatch", {"h": "v"})
+    with pytest.raises(ValueError, match="plain-text"):
+        Rejection(403, "no", code=None).error(None)
