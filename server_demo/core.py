@@ -9,6 +9,10 @@ request it belongs to (``None`` for unrelated messages), so an HTTP adapter
 can route each message to the right SSE stream while a WebSocket or stdio
 adapter just writes it out.
 
+What a request means (era, version, parsed params, how its result is
+serialized, which error answers it) is decided by the pure
+:mod:`server_demo.dispatch`; the session runs the handlers it picks.
+
 Both protocol eras are served: the ``initialize`` handshake (2024-11-05 …
 2025-11-25) and the 2026-07-28 per-request envelope (``server/discover``,
 ``_meta`` carrying version and capabilities, input-required results instead
@@ -29,15 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
 import mcp_types as mt
-from mcp_types import methods
-from mcp_types.jsonrpc import (
-    INTERNAL_ERROR,
-    INVALID_PARAMS,
-    INVALID_REQUEST,
-    METHOD_NOT_FOUND,
-    MISSING_REQUIRED_CLIENT_CAPABILITY,
-)
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, LATEST_HANDSHAKE_VERSION, MODERN_PROTOCOL_VERSIONS
+from mcp_types.jsonrpc import INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND
 from pydantic import BaseModel, ValidationError
 
 from pyodide_transport.errors import ConnectionClosedError
@@ -47,15 +43,28 @@ from pyodide_transport.messages import (
     JSONRPCResponse,
     RequestId,
     TransportMessage,
-    error_response,
     make_notification,
     make_request,
     make_response,
 )
 from pyodide_transport.transport import Transport
+from pyodide_transport.wire import SUPPORTED_PROTOCOL_VERSIONS
 
+from .dispatch import (
+    Era,
+    Initialize,
+    Reply,
+    SessionState,
+    check_tool_arguments,
+    duplicate_request_error,
+    error_for,
+    finish_result,
+    missing_capability_error,
+    resource_not_found_error,
+    route_request,
+    serialize_result,
+)
 from .errors import InputRequired, NoBackChannelError, RequestError
-from .modern import ModernEnvelope, is_modern_request, parse_envelope
 
 __all__ = [
     "LOG_LEVELS",
@@ -190,35 +199,6 @@ class PromptDef:
         return mt.Prompt(
             name=self.name, title=self.title, description=self.description, arguments=self.arguments or None
         )
-
-
-def _check_arguments(schema: Mapping[str, Any], args: Mapping[str, Any]) -> str | None:
-    """A minimal JSON Schema check of tool arguments (required keys, top-level types, enums)."""
-    for key in schema.get("required", []):
-        if key not in args:
-            return f"missing required argument {key!r}"
-    props: Mapping[str, Any] = schema.get("properties", {})
-    types: dict[str, tuple[type, ...]] = {
-        "string": (str,),
-        "number": (int, float),
-        "integer": (int,),
-        "boolean": (bool,),
-        "object": (dict,),
-        "array": (list,),
-    }
-    for key, value in args.items():
-        spec = props.get(key)
-        if spec is None:
-            if schema.get("additionalProperties") is False:
-                return f"unexpected argument {key!r}"
-            continue
-        expected = types.get(spec.get("type", ""))
-        bad_bool = isinstance(value, bool) and spec.get("type") in ("number", "integer")
-        if expected is not None and (not isinstance(value, expected) or bad_bool):
-            return f"argument {key!r} must be of type {spec['type']}"
-        if "enum" in spec and value not in spec["enum"]:
-            return f"argument {key!r} must be one of {spec['enum']}"
-    return None
 
 
 class Server:
@@ -401,7 +381,7 @@ class RequestContext:
         session: ServerSession,
         request_id: RequestId,
         *,
-        era: Literal["handshake", "modern"],
+        era: Era,
         protocol_version: str,
         client_capabilities: mt.ClientCapabilities,
         progress_token: mt.ProgressToken | None,
@@ -500,16 +480,7 @@ class RequestContext:
         if self.era == "handshake" and not self.session.back_channel:
             raise NoBackChannelError(INVALID_REQUEST, f"this transport cannot carry {name} requests to the client")
         if not declared:
-            raise self._missing_capability(name)
-
-    def _missing_capability(self, name: str) -> RequestError:
-        if self.era == "modern":
-            return RequestError(
-                MISSING_REQUIRED_CLIENT_CAPABILITY,
-                f"this request needs the client capability {name!r}",
-                {"requiredCapabilities": {name: {}}},
-            )
-        return RequestError(INVALID_REQUEST, f"the client did not declare the {name!r} capability")
+            raise missing_capability_error(self.era, name)
 
 
 class ServerSession:
@@ -628,10 +599,7 @@ class ServerSession:
             raise ConnectionClosedError("session is closed")
         if isinstance(message, JSONRPCRequest):
             if message.id in self._tasks:
-                await self.send(
-                    error_response(message.id, INVALID_REQUEST, f"request id {message.id!r} is already in use"),
-                    message.id,
-                )
+                await self.send(duplicate_request_error(message.id), message.id)
                 return
             task = asyncio.create_task(self._run_request(message))
             self._tasks[message.id] = task
@@ -663,13 +631,12 @@ class ServerSession:
         try:
             result = await self._dispatch(req)
             response = make_response(req.id, result)
-        except RequestError as exc:
-            response = error_response(req.id, exc.code, exc.message, exc.data)
         except asyncio.CancelledError:
             response = None  # a cancelled request gets no response
-        except Exception:
-            logger.exception("request %r (%s) failed", req.id, req.method)
-            response = error_response(req.id, INTERNAL_ERROR, "internal server error")
+        except Exception as exc:
+            if not isinstance(exc, RequestError):
+                logger.exception("request %r (%s) failed", req.id, req.method)
+            response = error_for(req.id, exc)
         finally:
             self._tasks.pop(req.id, None)
             self._contexts.pop(req.id, None)
@@ -683,92 +650,45 @@ class ServerSession:
                 self._on_request_done(req.id)
 
     async def _dispatch(self, req: JSONRPCRequest) -> dict[str, Any]:
-        params = req.params
-        if is_modern_request(req.method, params):
-            envelope = parse_envelope(params)
-            return await self._dispatch_modern(req, envelope)
-        if req.method == "initialize":
-            return self._initialize(req)
-        if not self.initialized:
-            if req.method != "ping":
-                raise RequestError(INVALID_REQUEST, "the session is not initialized: send initialize first")
-            return {}
-        version = self.protocol_version or LATEST_HANDSHAKE_VERSION
-        model = self._parse(req, version)
-        meta = getattr(model.params, "meta", None) if model.params is not None else None
+        """Serve one request as :func:`~server_demo.dispatch.route_request` decides; its result's wire form."""
+        state = SessionState(self.protocol_version, self.client_capabilities, self.log_level)
+        route = route_request(req, state)
+        if isinstance(route, Reply):
+            return route.result
+        if isinstance(route, Initialize):
+            return self._initialize(route)
         ctx = RequestContext(
             self,
             req.id,
-            era="handshake",
-            protocol_version=version,
-            client_capabilities=self.client_capabilities,
-            progress_token=meta.get("progress_token") if meta else None,
-            log_level=self.log_level,
+            era=route.era,
+            protocol_version=route.protocol_version,
+            client_capabilities=route.client_capabilities,
+            progress_token=route.progress_token,
+            log_level=route.log_level,
+            input_responses=route.input_responses,
         )
         self._contexts[req.id] = ctx
-        result = await self._call_handler(ctx, model)
-        return self._serialize(req.method, version, result)
-
-    async def _dispatch_modern(self, req: JSONRPCRequest, envelope: ModernEnvelope) -> dict[str, Any]:
-        version = envelope.protocol_version
-        model = self._parse(req, version)
-        meta: Mapping[str, Any] = (req.params or {}).get("_meta") or {}
-        ctx = RequestContext(
-            self,
-            req.id,
-            era="modern",
-            protocol_version=version,
-            client_capabilities=envelope.client_capabilities,
-            progress_token=meta.get("progressToken"),
-            log_level=envelope.log_level,
-            input_responses=(req.params or {}).get("inputResponses"),
-        )
-        self._contexts[req.id] = ctx
+        result: BaseModel
         try:
-            result = await self._call_handler(ctx, model)
+            result = await self._call_handler(ctx, route.request)
         except InputRequired as need:
+            if route.era != "modern":
+                raise
             result = mt.InputRequiredResult(input_requests=need.input_requests)
-        data = self._serialize(req.method, version, result)
-        data.setdefault("_meta", {})[mt.SERVER_INFO_META_KEY] = self.server.implementation().model_dump(
-            by_alias=True, exclude_none=True
-        )
-        return data
+        return finish_result(route, result, self.server.implementation())
 
-    def _parse(self, req: JSONRPCRequest, version: str) -> mt.Request[Any, Any]:
-        try:
-            return methods.parse_client_request(req.method, version, req.params)
-        except KeyError:
-            raise RequestError(METHOD_NOT_FOUND, f"method not found: {req.method}") from None
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "params"
-            raise RequestError(INVALID_PARAMS, f"invalid params for {req.method}: {where}: {first['msg']}") from None
-
-    @staticmethod
-    def _serialize(method: str, version: str, result: BaseModel) -> dict[str, Any]:
-        data: dict[str, Any] = result.model_dump(by_alias=True, mode="json", exclude_none=True)
-        try:
-            return methods.serialize_server_result(method, version, data)
-        except KeyError:
-            return data
-
-    def _initialize(self, req: JSONRPCRequest) -> dict[str, Any]:
-        if self.initialized:
-            raise RequestError(INVALID_REQUEST, "the session is already initialized")
-        requested = (req.params or {}).get("protocolVersion")
-        version = requested if requested in HANDSHAKE_PROTOCOL_VERSIONS else LATEST_HANDSHAKE_VERSION
-        model = self._parse(req, version)
-        assert isinstance(model, mt.InitializeRequest)
-        self.client_capabilities = model.params.capabilities
-        self.client_info = model.params.client_info
-        self.protocol_version = version
+    def _initialize(self, accepted: Initialize) -> dict[str, Any]:
+        """Adopt the negotiated handshake and answer with this server's description."""
+        self.client_capabilities = accepted.client_capabilities
+        self.client_info = accepted.client_info
+        self.protocol_version = accepted.protocol_version
         result = mt.InitializeResult(
-            protocol_version=version,
+            protocol_version=accepted.protocol_version,
             capabilities=self.server.capabilities(),
             server_info=self.server.implementation(),
             instructions=self.server.instructions,
         )
-        return self._serialize("initialize", version, result)
+        return serialize_result("initialize", accepted.protocol_version, result)
 
     # -- method handlers --------------------------------------------------------------------------
     async def _call_handler(self, ctx: RequestContext, model: mt.Request[Any, Any]) -> BaseModel:
@@ -780,7 +700,7 @@ class ServerSession:
                 return mt.EmptyResult(result_type=done)
             case mt.DiscoverRequest():
                 return mt.DiscoverResult(
-                    supported_versions=[*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS],
+                    supported_versions=list(SUPPORTED_PROTOCOL_VERSIONS),
                     capabilities=server.capabilities(),
                     instructions=server.instructions,
                 )
@@ -819,7 +739,7 @@ class ServerSession:
         tool = self.server.tools.get(name)
         if tool is None:
             raise RequestError(INVALID_PARAMS, f"unknown tool: {name}")
-        problem = _check_arguments(tool.input_schema, arguments)
+        problem = check_tool_arguments(tool.input_schema, arguments)
         if problem is not None:
             return mt.CallToolResult(content=[mt.TextContent(text=f"invalid arguments: {problem}")], is_error=True)
         try:
@@ -841,8 +761,7 @@ class ServerSession:
         else:
             found = self.server.find_template(uri)
             if found is None:
-                code = INVALID_PARAMS if ctx.era == "modern" else -32002
-                raise RequestError(code, f"resource not found: {uri}", {"uri": uri})
+                raise resource_not_found_error(ctx.era, uri)
             template, variables = found
             data, mime = await template.reader(ctx, uri, variables), template.mime_type
         contents: mt.TextResourceContents | mt.BlobResourceContents
