@@ -27,18 +27,16 @@ from typing import Any, Final
 import mcp_types as mt
 from mcp_types import DEFAULT_NEGOTIATED_VERSION
 from mcp_types.jsonrpc import (
-    HEADER_MISMATCH,
     INVALID_PARAMS,
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
-    MISSING_REQUIRED_CLIENT_CAPABILITY,
     PARSE_ERROR,
     UNSUPPORTED_PROTOCOL_VERSION,
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.types import Message, Receive, Scope, Send
 
-from pyodide_transport.errors import ConnectionClosedError, RemoteProtocolError
+from pyodide_transport.errors import ConnectionClosedError
 from pyodide_transport.messages import (
     JSONRPCError,
     JSONRPCNotification,
@@ -46,13 +44,14 @@ from pyodide_transport.messages import (
     JSONRPCResponse,
     RequestId,
     TransportMessage,
-    error_response,
-    message_from_obj,
+    decode_or_error,
     message_to_obj,
 )
+from pyodide_transport.wire import MODERN_ERROR_CODES
 
 from .config import StreamableHttpServerConfig
 from .core import Server, ServerSession
+from .dispatch import duplicate_request_error
 from .errors import RequestError
 from .http_rules import (
     ALLOWED_METHODS,
@@ -76,9 +75,7 @@ ERROR_STATUS: Final[Mapping[int, int]] = {
     PARSE_ERROR: 400,
     INVALID_REQUEST: 400,
     INVALID_PARAMS: 400,
-    HEADER_MISMATCH: 400,
-    MISSING_REQUIRED_CLIENT_CAPABILITY: 400,
-    UNSUPPORTED_PROTOCOL_VERSION: 400,
+    **dict.fromkeys(MODERN_ERROR_CODES, 400),
     METHOD_NOT_FOUND: 404,
 }
 """HTTP status of a 2026-07-28 JSON error response, by JSON-RPC code (others: 200)."""
@@ -88,6 +85,9 @@ _SSE_HEADERS: Final = {
     "Cache-Control": "no-cache, no-transform",
     "X-Accel-Buffering": "no",
 }
+_STATELESS_GET_DELETE: Final = Rejection(
+    405, "Method Not Allowed: this endpoint is stateless", headers={"Allow": "POST, OPTIONS"}
+)
 _FINISHED: Final = "finished"
 _CLOSE_EARLY: Final = "close-early"
 _DISCONNECTED: Final = "disconnected"
@@ -222,8 +222,7 @@ class HttpSession:
         for message in messages:
             if isinstance(message, JSONRPCRequest) and stream is not None and message.id in self.by_request:
                 # Refuse the duplicate on its own stream; re-routing the id would strand the original's response.
-                refusal = error_response(message.id, INVALID_REQUEST, f"request id {message.id!r} is already in use")
-                await self._push(stream, refusal)
+                await self._push(stream, duplicate_request_error(message.id))
                 if not stream.pending:
                     stream.finish()
                 continue
@@ -536,11 +535,7 @@ class StreamableHttpEndpoint:
     # -- GET ----------------------------------------------------------------------------------------
     async def _get(self, headers: dict[str, str], receive: Receive, send: Send, cors: dict[str, str]) -> None:
         if not self.config.stateful:
-            await _send_rejection(
-                send,
-                Rejection(405, "Method Not Allowed: this endpoint is stateless", headers={"Allow": "POST, OPTIONS"}),
-                cors,
-            )
+            await _send_rejection(send, _STATELESS_GET_DELETE, cors)
             return
         rejected = check_accept(headers.get("accept"), need_json=False, need_sse=True) or check_handshake_version(
             headers.get("mcp-protocol-version")
@@ -625,11 +620,7 @@ class StreamableHttpEndpoint:
     # -- DELETE -------------------------------------------------------------------------------------
     async def _delete(self, headers: dict[str, str], send: Send, cors: dict[str, str]) -> None:
         if not self.config.stateful:
-            await _send_rejection(
-                send,
-                Rejection(405, "Method Not Allowed: this endpoint is stateless", headers={"Allow": "POST, OPTIONS"}),
-                cors,
-            )
+            await _send_rejection(send, _STATELESS_GET_DELETE, cors)
             return
         found = self._lookup(headers)
         if isinstance(found, Rejection):
@@ -664,7 +655,7 @@ class StreamableHttpEndpoint:
         if ladder is None and message.method == "subscriptions/listen":
             ladder = check_accept(headers.get("accept"), need_json=False, need_sse=True)
         if ladder is not None:
-            await _send_json(send, ladder.status, _error_obj(message.id, ladder), cors)
+            await _send_json(send, ladder.status, message_to_obj(ladder.error(message.id)), cors)
             return
         queue: asyncio.Queue[TransportMessage] = asyncio.Queue()
 
@@ -716,15 +707,18 @@ def _modern_ladder(request: JSONRPCRequest, headers: Mapping[str, str]) -> Rejec
         parse_envelope(request.params)
     except RequestError as exc:
         if exc.code != UNSUPPORTED_PROTOCOL_VERSION:
-            return Rejection(400, exc.message, code=exc.code, data=exc.data)
+            return _bad_request(exc)
         version_error = exc
     try:
         check_routing_headers(request.method, request.params, headers)
     except RequestError as exc:
-        return Rejection(400, exc.message, code=exc.code, data=exc.data)
-    if version_error is not None:
-        return Rejection(400, version_error.message, code=version_error.code, data=version_error.data)
-    return None
+        return _bad_request(exc)
+    return _bad_request(version_error) if version_error is not None else None
+
+
+def _bad_request(exc: RequestError) -> Rejection:
+    """A 400 whose JSON-RPC error is ``exc``."""
+    return Rejection(400, exc.message, code=exc.code, data=exc.data)
 
 
 def _wants_progress_stream(messages: list[TransportMessage], headers: Mapping[str, str]) -> bool:
@@ -739,26 +733,12 @@ def _wants_progress_stream(messages: list[TransportMessage], headers: Mapping[st
     return False
 
 
-def _error_obj(request_id: RequestId | None, rejection: Rejection) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": rejection.code, "message": rejection.message}
-    if rejection.data is not None:
-        error["data"] = rejection.data
-    return {"jsonrpc": "2.0", "id": request_id, "error": error}
-
-
 def _parse_body(body: bytes) -> tuple[list[TransportMessage], bool] | Rejection:
-    """Decode a POST body into messages (and whether it was a batch), or a 400."""
-    try:
-        obj = json.loads(body)
-    except (ValueError, RecursionError):
-        return Rejection(400, "Parse error: the body is not valid JSON", code=PARSE_ERROR)
-    items = obj if isinstance(obj, list) else [obj]
-    if not items:
-        return Rejection(400, "Invalid Request: empty batch")
-    try:
-        return [message_from_obj(item) for item in items], isinstance(obj, list)
-    except RemoteProtocolError as exc:
-        return Rejection(400, f"Invalid Request: {exc}")
+    """Decode a POST body into messages (and whether it was a batch), or a 400 (id null: no request is answered)."""
+    decoded = decode_or_error(body, allow_batch=True, what="body")
+    if isinstance(decoded, JSONRPCError):
+        return Rejection(400, decoded.error.message, code=decoded.error.code)
+    return decoded
 
 
 async def _read_body(headers: Mapping[str, str], receive: Receive, limit: int) -> bytes | Rejection:

@@ -8,14 +8,13 @@ Invalid lines get a JSON-RPC error and the server keeps reading.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 from typing import BinaryIO
 
-from mcp_types.jsonrpc import INVALID_REQUEST, PARSE_ERROR
+from mcp_types.jsonrpc import INVALID_REQUEST
 
-from pyodide_transport.errors import ConnectionClosedError, RemoteProtocolError
-from pyodide_transport.messages import TransportMessage, encode_message, error_response, message_from_obj
+from pyodide_transport.errors import ConnectionClosedError
+from pyodide_transport.messages import JSONRPCError, TransportMessage, decode_or_error, encode_message, error_response
 
 from .config import DEFAULT_MAX_MESSAGE_BYTES
 from .core import Server, serve_transport
@@ -57,15 +56,12 @@ class StdioServerTransport:
                 raise ConnectionClosedError("stdin closed")
             if not line.strip():
                 continue
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                await self.send(error_response(None, PARSE_ERROR, "Parse error: the line is not valid JSON"))
+            decoded = decode_or_error(line, allow_batch=False, what="line")
+            if isinstance(decoded, JSONRPCError):
+                await self.send(decoded)
                 continue
-            try:
-                return message_from_obj(obj)
-            except RemoteProtocolError as exc:
-                await self.send(error_response(None, INVALID_REQUEST, f"Invalid Request: {exc}"))
+            messages, _ = decoded
+            return messages[0]  # no batches here: always exactly one
 
     async def close(self) -> None:
         """Stop; stdout is left open for the process to flush."""

@@ -14,14 +14,12 @@ in-memory and stdio transports. Bad input never takes the server down:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
-from mcp_types.jsonrpc import INVALID_REQUEST, PARSE_ERROR
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from pyodide_transport.errors import ConnectionClosedError, RemoteProtocolError
-from pyodide_transport.messages import TransportMessage, encode_message, error_response, message_from_obj
+from pyodide_transport.errors import ConnectionClosedError
+from pyodide_transport.messages import JSONRPCError, TransportMessage, decode_or_error, encode_message
 
 from .config import DEFAULT_MAX_MESSAGE_BYTES, SecurityConfig
 from .core import Server, serve_transport
@@ -76,18 +74,12 @@ class WebSocketServerTransport:
             if len(text.encode()) > self.max_message_bytes:
                 await self._close(1009, f"message larger than {self.max_message_bytes} bytes")
                 raise ConnectionClosedError("client sent an oversized frame", code=1009)
-            try:
-                obj = json.loads(text)
-            except ValueError:
-                await self.send(error_response(None, PARSE_ERROR, "Parse error: the frame is not valid JSON"))
+            decoded = decode_or_error(text, allow_batch=False, what="frame")
+            if isinstance(decoded, JSONRPCError):
+                await self.send(decoded)
                 continue
-            try:
-                return message_from_obj(obj)
-            except RemoteProtocolError as exc:
-                request_id = obj.get("id") if isinstance(obj, dict) else None
-                if not isinstance(request_id, str | int) or isinstance(request_id, bool):
-                    request_id = None
-                await self.send(error_response(request_id, INVALID_REQUEST, f"Invalid Request: {exc}"))
+            messages, _ = decoded
+            return messages[0]  # no batches here: always exactly one
 
     async def _close(self, code: int, reason: str) -> None:
         self._closed = True
