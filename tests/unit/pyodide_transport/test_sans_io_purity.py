@@ -2,7 +2,9 @@
 
 Two independent checks: the imports written in each module's source (AST,
 including imports inside functions and ``TYPE_CHECKING`` blocks), and a real
-import in a fresh interpreter where those modules are poisoned.
+import in a fresh interpreter where those modules are poisoned. Both run over
+the client package's pure modules and over the demo server's decision modules
+(its dispatcher, HTTP rules and 2026-07-28 envelope checks).
 """
 
 from __future__ import annotations
@@ -38,14 +40,22 @@ FORBIDDEN = [
     "concurrent",
 ]
 FORBIDDEN_SIBLINGS = ["_browser", "fetch", "websocket", "memory"]  # adapters and asyncio-based modules
+SERVER_DIR = PACKAGE_DIR.parent / "server_demo"
+SERVER_PURE_MODULES = ["dispatch", "errors", "http_rules", "modern"]
+SERVER_IMPURE_SIBLINGS = ["core", "http", "websocket", "stdio", "app", "demo", "__main__"]  # sessions and adapters
 
 
 def _is_forbidden(name: str) -> bool:
     return any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN)
 
 
-def _is_impure_sibling(name: str) -> bool:
-    return name.startswith(".") and name.lstrip(".").split(".")[0] in FORBIDDEN_SIBLINGS
+def _is_impure_sibling(name: str, siblings: list[str] = FORBIDDEN_SIBLINGS) -> bool:
+    return name.startswith(".") and name.lstrip(".").split(".")[0] in siblings
+
+
+def _is_impure_in(name: str, package: str, siblings: list[str]) -> bool:
+    """Whether ``name`` is an absolute import of one of ``package``'s impure modules."""
+    return any(name == f"{package}.{s}" or name.startswith(f"{package}.{s}.") for s in siblings)
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
@@ -76,6 +86,20 @@ def test_source_imports_no_io_module(module: str) -> None:
     assert not bad, f"{module}.py imports I/O or browser modules: {bad}"
 
 
+@pytest.mark.parametrize("module", SERVER_PURE_MODULES)
+def test_server_source_imports_no_io_module(module: str) -> None:
+    path = SERVER_DIR / f"{module}.py"
+    bad = [
+        f"line {line}: {name}"
+        for line, name in _imports(path)
+        if _is_forbidden(name)
+        or _is_impure_sibling(name, SERVER_IMPURE_SIBLINGS)
+        or _is_impure_in(name, "server_demo", SERVER_IMPURE_SIBLINGS)
+        or _is_impure_in(name, "pyodide_transport", FORBIDDEN_SIBLINGS)
+    ]
+    assert not bad, f"server_demo/{module}.py imports I/O modules or the session/adapters: {bad}"
+
+
 def test_detector_catches_forbidden_imports(tmp_path: Path) -> None:
     sample = tmp_path / "sample.py"
     sample.write_text(
@@ -85,57 +109,70 @@ def test_detector_catches_forbidden_imports(tmp_path: Path) -> None:
     names = [name for _, name in _imports(sample)]
     assert [n for n in names if _is_forbidden(n)] == ["asyncio.events", "http", "js", "socket"]
     assert ".memory" in names
+    assert _is_impure_sibling(".core", SERVER_IMPURE_SIBLINGS) and not _is_impure_sibling(
+        ".config", SERVER_IMPURE_SIBLINGS
+    )
+    assert _is_impure_in("server_demo.http", "server_demo", SERVER_IMPURE_SIBLINGS)
+    assert not _is_impure_in("server_demo.http_rules", "server_demo", SERVER_IMPURE_SIBLINGS)
 
 
 _PROBE = """
 import importlib, json, sys, types
 # The runtime dependencies may use such modules internally; load them first, then poison.
-import pydantic, mcp_types, mcp_types.jsonrpc, mcp_types.version
+import pydantic, mcp_types, mcp_types.jsonrpc, mcp_types.version, mcp_types.methods
 forbidden = json.loads(sys.argv[1])
 for name in list(sys.modules):
     if any(name == bad or name.startswith(bad + ".") for bad in forbidden):
         sys.modules[name] = None
 for name in forbidden:
     sys.modules[name] = None
-# Load the submodules without the package __init__ (which wires in the asyncio-based transports).
-package = types.ModuleType("pyodide_transport")
-package.__path__ = [sys.argv[2]]
-sys.modules["pyodide_transport"] = package
-for sibling in json.loads(sys.argv[4]):
-    sys.modules["pyodide_transport." + sibling] = None
+# Load the submodules without the packages' __init__ (which wire in the asyncio-based parts);
+# the packages' impure modules are poisoned too.
+for name, path, siblings in json.loads(sys.argv[2]):
+    package = types.ModuleType(name)
+    package.__path__ = [path]
+    sys.modules[name] = package
+    for sibling in siblings:
+        sys.modules[name + "." + sibling] = None
 for module in json.loads(sys.argv[3]):
-    importlib.import_module("pyodide_transport." + module)
+    importlib.import_module(module)
 print("ok")
 """
 
+_CLIENT_PACKAGE = ("pyodide_transport", str(PACKAGE_DIR), FORBIDDEN_SIBLINGS)
+_SERVER_PACKAGE = ("server_demo", str(SERVER_DIR), SERVER_IMPURE_SIBLINGS)
 
-def test_modules_import_with_io_modules_poisoned() -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _PROBE,
-            json.dumps(FORBIDDEN),
-            str(PACKAGE_DIR),
-            json.dumps(PURE_MODULES),
-            json.dumps(FORBIDDEN_SIBLINGS),
-        ],
+
+def _probe(packages: list[tuple[str, str, list[str]]], modules: list[str]) -> subprocess.CompletedProcess[str]:
+    """Import ``modules`` (dotted names) in a fresh interpreter with I/O modules poisoned."""
+    return subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(FORBIDDEN), json.dumps(packages), json.dumps(modules)],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def test_modules_import_with_io_modules_poisoned() -> None:
+    result = _probe([_CLIENT_PACKAGE], [f"pyodide_transport.{m}" for m in PURE_MODULES])
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_server_modules_import_with_io_modules_poisoned() -> None:
+    result = _probe([_CLIENT_PACKAGE, _SERVER_PACKAGE], [f"server_demo.{m}" for m in SERVER_PURE_MODULES])
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
 
 
 def test_probe_fails_when_a_module_imports_io(tmp_path: Path) -> None:
     (tmp_path / "bad.py").write_text("import asyncio\n")
-    result = subprocess.run(
-        [sys.executable, "-c", _PROBE, json.dumps(FORBIDDEN), str(tmp_path), json.dumps(["bad"]), "[]"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _probe([("sample", str(tmp_path), [])], ["sample.bad"])
     assert result.returncode != 0
     assert "asyncio" in result.stderr
+
+
+def test_probe_fails_when_a_module_imports_an_impure_sibling(tmp_path: Path) -> None:
+    (tmp_path / "bad.py").write_text("from . import core\n")
+    result = _probe([("sample", str(tmp_path), ["core"])], ["sample.bad"])
+    assert result.returncode != 0
+    assert "core" in result.stderr
