@@ -12,6 +12,7 @@ Heavy modules (the MCP model set, browser adapters) load on first use, so
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -65,6 +66,7 @@ __all__ = [
     "WebSocketTransport",
     "__version__",
     "connect",
+    "install_scheduler",
 ]
 
 _LAZY = {
@@ -73,6 +75,21 @@ _LAZY = {
     "FetchTransport": ".fetch",
     "WebSocketTransport": ".websocket",
 }
+
+
+def install_scheduler(enabled: bool = True) -> bool:
+    """In Pyodide, run the event loop's ready callbacks in one JavaScript microtask instead of one task each.
+
+    Every asyncio hop then costs microseconds instead of a trip through the browser's task queue
+    (see ``pyodide_transport._browser.BatchScheduler``). The browser transports install it on
+    first use; ``install_scheduler(False)`` before connecting keeps Pyodide's own scheduling.
+    Outside Pyodide this does nothing and returns ``False``. Call it from a running event loop.
+    """
+    if sys.platform != "emscripten":
+        return False
+    from ._browser import install_scheduler as _install
+
+    return _install(enabled) is not None
 
 
 def __getattr__(name: str) -> Any:

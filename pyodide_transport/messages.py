@@ -12,7 +12,9 @@ import json
 from typing import Any, TypeAlias
 
 from mcp_types.jsonrpc import (
+    INVALID_REQUEST,
     JSONRPC_VERSION,
+    PARSE_ERROR,
     ErrorData,
     JSONRPCError,
     JSONRPCNotification,
@@ -23,6 +25,7 @@ from mcp_types.jsonrpc import (
 from pydantic import ValidationError
 
 from .errors import RemoteProtocolError
+from .wire import validation_message
 
 __all__ = [
     "ErrorData",
@@ -34,6 +37,7 @@ __all__ = [
     "TransportMessage",
     "decode_message",
     "decode_messages",
+    "decode_or_error",
     "encode_message",
     "error_response",
     "make_notification",
@@ -69,9 +73,7 @@ def message_from_obj(obj: object) -> TransportMessage:
     try:
         return model.model_validate(obj)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "message"
-        raise RemoteProtocolError(f"invalid JSON-RPC {model.__name__}: {where}: {first['msg']}") from None
+        raise RemoteProtocolError(validation_message(exc, f"invalid JSON-RPC {model.__name__}")) from None
 
 
 def decode_messages(data: str | bytes) -> list[TransportMessage]:
@@ -119,19 +121,30 @@ def encode_message(message: TransportMessage) -> str:
     return message.model_dump_json(by_alias=True, exclude_none=True)
 
 
+# The builders below skip validation (``model_construct``): the envelope's four fields are ours and
+# checked here, and validating every outgoing message again was a noticeable part of a call in Pyodide.
+
+
+def _check_id(request_id: object) -> None:
+    if not isinstance(request_id, int | str) or isinstance(request_id, bool):
+        raise TypeError(f"a JSON-RPC id is a string or an integer, got {request_id!r}")
+
+
 def make_request(request_id: RequestId, method: str, params: dict[str, Any] | None = None) -> JSONRPCRequest:
     """Build a request envelope."""
-    return JSONRPCRequest(jsonrpc=JSONRPC_VERSION, id=request_id, method=method, params=params)
+    _check_id(request_id)
+    return JSONRPCRequest.model_construct(jsonrpc=JSONRPC_VERSION, id=request_id, method=method, params=params)
 
 
 def make_notification(method: str, params: dict[str, Any] | None = None) -> JSONRPCNotification:
     """Build a notification envelope."""
-    return JSONRPCNotification(jsonrpc=JSONRPC_VERSION, method=method, params=params)
+    return JSONRPCNotification.model_construct(jsonrpc=JSONRPC_VERSION, method=method, params=params)
 
 
 def make_response(request_id: RequestId, result: dict[str, Any]) -> JSONRPCResponse:
     """Build a result response envelope."""
-    return JSONRPCResponse(jsonrpc=JSONRPC_VERSION, id=request_id, result=result)
+    _check_id(request_id)
+    return JSONRPCResponse.model_construct(jsonrpc=JSONRPC_VERSION, id=request_id, result=result)
 
 
 def error_response(request_id: RequestId | None, code: int, message: str, data: Any = None) -> JSONRPCError:
@@ -140,10 +153,6 @@ def error_response(request_id: RequestId | None, code: int, message: str, data: 
 
 
 # -- decoding for a server: a message, or the error to answer with ----------------------------------
-# Appended below the codec so that the codec above stays untouched; hence the late import.
-from mcp_types.jsonrpc import INVALID_REQUEST, PARSE_ERROR  # noqa: E402
-
-__all__ += ["decode_or_error"]
 
 
 def decode_or_error(
