@@ -20,7 +20,17 @@ import pytest
 import pyodide_transport
 
 PACKAGE_DIR = Path(pyodide_transport.__file__).parent
-PURE_MODULES = ["sse", "streamable_http", "backoff", "messages", "errors", "transport"]
+PURE_MODULES = [
+    "sse",
+    "streamable_http",
+    "websocket_core",
+    "session",
+    "wire",
+    "backoff",
+    "messages",
+    "errors",
+    "transport",
+]
 FORBIDDEN = [
     "js",
     "pyodide",
@@ -39,7 +49,7 @@ FORBIDDEN = [
     "subprocess",
     "concurrent",
 ]
-FORBIDDEN_SIBLINGS = ["_browser", "fetch", "websocket", "memory"]  # adapters and asyncio-based modules
+FORBIDDEN_SIBLINGS = ["_browser", "fetch", "websocket", "memory", "client", "cpython", "connection"]  # adapters and asyncio-based modules
 SERVER_DIR = PACKAGE_DIR.parent / "server_demo"
 SERVER_PURE_MODULES = ["dispatch", "errors", "http_rules", "modern"]
 SERVER_IMPURE_SIBLINGS = ["core", "http", "websocket", "stdio", "app", "demo", "__main__"]  # sessions and adapters
