@@ -22,12 +22,14 @@ SCENARIOS = [
 
 RUN = """
 import sys
-if "/tests/unit/pyodide_transport" not in sys.path:
-    sys.path.insert(0, "/tests/unit/pyodide_transport")
-import client_scenarios
+from tests.unit.pyodide_transport import client_scenarios
 import pyodide_transport
 assert "site-packages" in pyodide_transport.__file__, pyodide_transport.__file__
-await client_scenarios.{name}()
+pyodide_transport.install_scheduler({batched})
+try:
+    await client_scenarios.{name}()
+finally:
+    pyodide_transport.install_scheduler(True)
 sys.platform
 """
 
@@ -36,6 +38,9 @@ def test_scenarios_found() -> None:
     assert len(SCENARIOS) >= 30
 
 
+@pytest.mark.parametrize("scheduler", ["webloop", "batched"])
 @pytest.mark.parametrize("name", SCENARIOS)
-def test_client_scenario_in_pyodide(pyodide: NodePyodide, name: str) -> None:
-    assert pyodide.run(RUN.format(name=name), timeout=60) == "emscripten"
+def test_client_scenario_in_pyodide(pyodide: NodePyodide, name: str, scheduler: str) -> None:
+    """Each scenario under Pyodide's own scheduling and under our batching scheduler."""
+    code = RUN.format(name=name, batched=scheduler == "batched")
+    assert pyodide.run(code, timeout=60) == "emscripten"
