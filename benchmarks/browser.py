@@ -15,7 +15,10 @@ import statistics
 from typing import Any
 from urllib.parse import urlsplit
 
-from playwright.sync_api import Browser, BrowserContext, Route
+from playwright.sync_api import Browser, BrowserContext
+
+from devtools.chromium import CHROMIUM_ARGS as CHROMIUM_ARGS  # re-exported: __main__ launches with them
+from devtools.chromium import LoopbackGuard
 
 from .common import log, summarize
 
@@ -29,31 +32,13 @@ IMPLS = {  # name -> (page impl, protocol version pinned or None to negotiate)
     "ours-modern": ("ours", None),
 }
 TIMEOUT_JS = "new Promise((_, reject) => setTimeout(() => reject(new Error('benchmark run timed out')), 120000))"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 
 def guard(context: BrowserContext) -> list[str]:
     """Abort every request that would leave 127.0.0.1; returns the list of blocked URLs."""
-    blocked: list[str] = []
-
-    def route(r: Route) -> None:
-        parts = urlsplit(r.request.url)
-        if parts.scheme in ("data", "blob") or parts.hostname in ("127.0.0.1", "localhost"):
-            r.continue_()
-        else:
-            blocked.append(r.request.url)
-            r.abort("blockedbyclient")
-
-    context.route("**/*", route)
-    return blocked
+    loopback = LoopbackGuard()
+    loopback.attach(context)
+    return loopback.violations
 
 
 def endpoint_url(base: str, endpoint: str) -> str:

@@ -1,4 +1,4 @@
-"""Shared helpers: free ports, server processes, latency statistics, the machine description."""
+"""Shared helpers: server processes (over ``devtools``), latency statistics, the machine description."""
 
 from __future__ import annotations
 
@@ -6,15 +6,25 @@ import os
 import platform
 import re
 import signal
-import socket
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from devtools import ROOT
+from devtools.processes import rss_kib
+from devtools.servers import ServerProcess
+
+__all__ = [
+    "ROOT",
+    "Server",
+    "log",
+    "machine",
+    "percentile",
+    "python",
+    "rss_kib",
+    "summarize",
+]
 
 
 def log(msg: str) -> None:
@@ -22,84 +32,23 @@ def log(msg: str) -> None:
     print(f"[bench] {msg}", flush=True)
 
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+class Server(ServerProcess):
+    """A benchmark server subprocess (``{port}`` in ``args``); its output goes to ``benchmarks/results/NAME.log``.
 
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """Wait until something accepts connections on 127.0.0.1:port (or the process died)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before listening on {port}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
-
-
-class Server:
-    """A server subprocess on a free loopback port; stops itself on exit (SIGINT, then kill)."""
+    Stopped with SIGINT first, which lets uvicorn and cProfile finish.
+    """
 
     def __init__(self, args: list[str], name: str, port: int | None = None) -> None:
-        self.port = port or free_port()
         self.name = name
-        cmd = [a.replace("{port}", str(self.port)) for a in args]
-        self.log_path = ROOT / "benchmarks" / "results" / f"{name}.log"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
-        try:
-            wait_for_port(self.port, self.proc)
-        except BaseException:
-            self.stop()
-            raise
-
-    @property
-    def pid(self) -> int:
-        """The server's process id."""
-        return self.proc.pid
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        """Ask politely (SIGINT lets uvicorn and cProfile finish), then kill."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
-
-    def __enter__(self) -> Server:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        log_path = ROOT / "benchmarks" / "results" / f"{name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.write_bytes(b"")  # one log per run
+        super().__init__(args, port=port, log_path=log_path, stop_signal=signal.SIGINT)
 
 
 def python() -> str:
     """The interpreter running the benchmarks (the project's .venv)."""
     return sys.executable
-
-
-def rss_kib(pid: int) -> int:
-    """Resident set size of a process in KiB (Linux /proc)."""
-    text = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"^VmRSS:\s+(\d+) kB", text, re.MULTILINE)
-    if match is None:
-        raise RuntimeError(f"no VmRSS for pid {pid}")
-    return int(match.group(1))
 
 
 def percentile(sorted_values: list[float], q: float) -> float:

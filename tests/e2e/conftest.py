@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from e2e_support import CHROMIUM_ARGS, LoopbackGuard, chromium_executable
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+
+from devtools.chromium import CHROMIUM_ARGS, LoopbackGuard, chromium_executable
 
 
 @pytest.fixture(scope="session")

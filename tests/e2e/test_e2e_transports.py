@@ -10,23 +10,19 @@ requests to it must fail with a clear ``CORSError``.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import LoopbackGuard
 from playwright.sync_api import Browser, Page
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pyodide"))
-
-from transport_adapters import shared_conftest
+from devtools import DIST, ROOT
+from devtools.chromium import LoopbackGuard
+from devtools.servers import ServerProcess
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "tests" / "pyodide" / "transport_scenarios.py"
 HANDSHAKE = "2025-11-25"
 RESTRICTED_APP = """
@@ -38,44 +34,22 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
 """
 
 
-class Process:
-    """A server subprocess on a free loopback port."""
-
-    def __init__(self, *args: str) -> None:
-        shared = shared_conftest()
-        self.port = shared.free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc = subprocess.Popen([sys.executable, *args, str(self.port)], cwd=ROOT)
-        shared.wait_for_port(self.port, self.proc)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
 @pytest.fixture(scope="module")
-def page_host() -> Iterator[Process]:
+def page_host() -> Iterator[ServerProcess]:
     """The static site on its own origin (no CSP, so the page may connect to other ports)."""
-    dist = ROOT / "site" / "dist"
-    host = Process("-m", "http.server", "-b", "127.0.0.1", "-d", str(dist))
-    yield host
-    host.stop()
+    with ServerProcess([sys.executable, "-m", "http.server", "-b", "127.0.0.1", "-d", str(DIST), "{port}"]) as host:
+        yield host
 
 
 @pytest.fixture(scope="module")
-def restricted_server() -> Iterator[Process]:
+def restricted_server() -> Iterator[ServerProcess]:
     """A demo server that allows only http://localhost:* origins (not the page's 127.0.0.1)."""
-    server = Process("-c", RESTRICTED_APP)
-    yield server
-    server.stop()
+    with ServerProcess([sys.executable, "-c", RESTRICTED_APP, "{port}"]) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def transport_page(browser: Browser, page_host: Process) -> Iterator[Page]:
+def transport_page(browser: Browser, page_host: ServerProcess) -> Iterator[Page]:
     """One booted page for the module, behind the loopback guard."""
     guard = LoopbackGuard()
     context = browser.new_context()
@@ -134,7 +108,7 @@ def test_sse_stream_closed_mid_response_resumes(transport_page: Page, demo_serve
     assert outcome["resumptions"] >= 1
 
 
-def test_cors_not_allowed_gives_a_clear_cors_error(transport_page: Page, restricted_server: Process) -> None:
+def test_cors_not_allowed_gives_a_clear_cors_error(transport_page: Page, restricted_server: ServerProcess) -> None:
     code = (
         PRELUDE
         + f"""

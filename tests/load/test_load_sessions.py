@@ -23,8 +23,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from live_server import FakeClock
-from reliability_support import HANDSHAKE, ServerProcess, live_app
+
+from devtools.reliability import HANDSHAKE, ServerProcess, live_app
+from devtools.servers import FakeClock
 
 SESSIONS = int(os.environ.get("PT_LOAD_SESSIONS", "500"))
 CALLS = int(os.environ.get("PT_LOAD_CALLS", "20"))

@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 from node_runtime import NodePyodide
-from transport_adapters import shared_conftest
-from transport_scenarios import HANDSHAKE, SUITE
+
+from devtools.ports import free_port
+from devtools.servers import DemoServer
+from tests.pyodide.transport_scenarios import HANDSHAKE, SUITE
 
 pytestmark = pytest.mark.pyodide
 
@@ -21,10 +23,8 @@ ENDPOINTS = ["/mcp", "/mcp/json", "/mcp/stateless", "/ws"]
 ERAS = ["auto", HANDSHAKE]
 PRELUDE = """
 import asyncio, json, sys
-if "/tests/pyodide" not in sys.path:
-    sys.path.insert(0, "/tests/pyodide")
 import pyodide_transport
-import transport_scenarios as S
+import tests.pyodide.transport_scenarios as S
 """
 
 
@@ -76,7 +76,6 @@ json.dumps([kind, sys.platform])
 
 
 def test_network_failure_names_cors_as_possible_cause_in_node(pyodide: NodePyodide) -> None:
-    free_port = shared_conftest().free_port
     code = (
         PRELUDE
         + f"""
@@ -126,16 +125,15 @@ json.dumps([before, peak, live_proxy_count(), refused])
     assert after == before == 0
 
 
-def test_websocket_server_drop_reconnects_in_pyodide(pyodide: NodePyodide, monkeypatch: pytest.MonkeyPatch) -> None:
-    conftest = shared_conftest()
-    first = conftest.DemoServer()
+def test_websocket_server_drop_reconnects_in_pyodide(pyodide: NodePyodide) -> None:
+    first = DemoServer()
     port = first.port
     second = None
     try:
         start = (
             PRELUDE
             + f"""
-import transport_state
+from tests.pyodide import transport_state
 client = await pyodide_transport.connect(
     "ws://127.0.0.1:{port}/ws", protocol_version=S.HANDSHAKE,
     reconnect_delay=0.2, max_reconnect_delay=0.5, max_reconnect_attempts=60,
@@ -150,7 +148,7 @@ json.dumps([r.content[0].text, client.transport.subprotocol])
         wait = (
             PRELUDE
             + """
-import transport_state
+from tests.pyodide import transport_state
 t = transport_state.client.transport
 for _ in range(500):
     if t.state != "open":
@@ -160,12 +158,11 @@ t.state
 """
         )
         assert pyodide.run(wait) == "reconnecting"
-        monkeypatch.setattr(conftest, "free_port", lambda: port)
-        second = conftest.DemoServer()
+        second = DemoServer(port=port)  # the new server takes the old port
         after = (
             PRELUDE
             + """
-import transport_state
+from tests.pyodide import transport_state
 client = transport_state.client
 r = await client.call_tool("echo", {"message": "after"})
 out = [r.content[0].text, client.transport.reconnects, client.session_generation]

@@ -17,12 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-from live_server import ACCEPT_BOTH, MODERN, initialize, modern_body, sse_events
-from reliability_support import HANDSHAKE, cpython_connect, live_app, until
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from devtools.mcp_http import ACCEPT_BOTH, MODERN, initialize, modern_body, sse_events
+from devtools.reliability import HANDSHAKE, cpython_connect, live_app, until
 from pyodide_transport.client import Client
 
 LIMIT = 64 * 1024

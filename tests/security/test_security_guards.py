@@ -19,12 +19,13 @@ from typing import Any
 
 import httpx
 import pytest
-from live_server import ACCEPT_BOTH, INIT, FakeClock
-from reliability_support import HANDSHAKE, ROOT, HttpxHTTPClient, ServerProcess, cpython_connect, live_app
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin, Subprotocol
 
+from devtools.mcp_http import ACCEPT_BOTH, INIT
+from devtools.reliability import HANDSHAKE, ROOT, HttpxHTTPClient, ServerProcess, cpython_connect, live_app
+from devtools.servers import FakeClock
 from server_demo import config as server_config
 from server_demo.app import AppConfig, create_app
 

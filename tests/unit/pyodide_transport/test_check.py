@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "pyodide"))
-
-from transport_adapters import shared_conftest
-
+from devtools import DIST, ROOT
+from devtools.servers import ServerProcess
 from pyodide_transport import check
 
-ROOT = Path(__file__).resolve().parents[3]
 # The demo app with one CORS bug: Mcp-Session-Id is sent but not exposed to scripts.
 HIDDEN_SESSION_APP = """
 import sys, uvicorn
@@ -40,15 +40,8 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
 
 @pytest.fixture
 def broken_server() -> Iterator[str]:
-    shared = shared_conftest()
-    port = shared.free_port()
-    proc = subprocess.Popen([sys.executable, "-c", HIDDEN_SESSION_APP, str(port)], cwd=ROOT)
-    try:
-        shared.wait_for_port(port, proc)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with ServerProcess([sys.executable, "-c", HIDDEN_SESSION_APP, "{port}"]) as server:
+        yield server.url + "/mcp"
 
 
 def statuses(output: str) -> dict[str, str]:
@@ -99,3 +92,66 @@ def test_foreign_origin_refused_fails_the_preflight(demo_server: Any, capsys: py
 def test_conformance_mode_needs_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MCP_CONFORMANCE_SCENARIO", "initialize")
     assert check.main([]) == 2
+
+
+def test_transport_half_runs_in_cpython_by_default(demo_server: Any) -> None:
+    seen = {c.name: c for c in check.run_transport_checks(demo_server.url + "/mcp")}
+    assert seen["connect with FetchTransport"].status == "pass"
+    assert (
+        "CPython" in seen["connect with FetchTransport"].detail
+        and "httpx" in seen["connect with FetchTransport"].detail
+    )
+    assert seen["GET stream"].status == seen["DELETE ends the session"].status == "pass"
+
+
+def test_without_httpx_the_transport_half_is_skipped_with_the_install_hint(
+    demo_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "httpx", None)
+    [skipped] = check.run_transport_checks(demo_server.url + "/mcp")
+    assert skipped.status == "skip" and "pyodide-transport[cpython]" in skipped.detail
+
+
+def test_transport_half_inside_pyodide(demo_server: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    assert check.main([demo_server.url + "/mcp", "--json", "--pyodide", str(DIST)]) == 0
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)}
+    assert checks["connect with FetchTransport"]["status"] == "pass"
+    assert "CPython" not in checks["connect with FetchTransport"]["detail"]
+    assert checks["SSE streaming"]["status"] == checks["GET stream"]["status"] == "pass"
+
+
+def test_pyodide_folder_is_found_in_dist_or_given_directly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert check.find_pyodide(DIST) == check.find_pyodide(DIST / "pyodide") == DIST / "pyodide"
+    with pytest.raises(check.PyodideError, match="no Pyodide in"):
+        check.find_pyodide(tmp_path)
+    assert check.main(["http://127.0.0.1:1/mcp", "--pyodide", str(tmp_path)]) == 2
+    assert "no Pyodide in" in capsys.readouterr().err
+
+
+def test_check_runs_from_the_wheel_outside_the_repository(demo_server: Any, tmp_path: Path) -> None:
+    """The command needs nothing of the repository: the built wheel alone, run from elsewhere, ships its runner."""
+    source = tmp_path / "source"  # a copy, so the build leaves nothing in the repository
+    shutil.copytree(
+        ROOT / "pyodide_transport", source / "pyodide_transport", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    wheel_cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)]
+    subprocess.run([*wheel_cmd, str(source)], check=True, capture_output=True, timeout=300)
+    [wheel] = tmp_path.glob("pyodide_transport-*.whl")
+    assert "pyodide_transport/_node_runner.mjs" in zipfile.ZipFile(wheel).namelist()
+    installed = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(installed)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(installed)}
+    run = [sys.executable, "-P", "-m", "pyodide_transport.check", demo_server.url + "/mcp/json", "--json"]
+    done = subprocess.run(run, cwd=outside, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert statuses(done.stdout)["tools listed"] == "pass"
+    probe = "import pyodide_transport.check as c; print(c.__file__); print(c.NODE_RUNNER.is_file())"
+    where = subprocess.run(
+        [sys.executable, "-P", "-c", probe], cwd=outside, env=env, capture_output=True, text=True, check=True
+    )
+    module, runner_shipped = where.stdout.split()
+    assert module.startswith(str(installed)) and runner_shipped == "True"

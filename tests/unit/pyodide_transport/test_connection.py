@@ -7,22 +7,18 @@ transports run over the httpx/websockets adapters.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "pyodide"))
-
-import transport_scenarios as scenarios
-from transport_adapters import HttpxHTTPClient, cpython_connect, shared_conftest, websockets_connector
-
 import pyodide_transport
+from devtools.servers import shared_conftest
+from devtools.transports import HttpxHTTPClient, cpython_connect, websockets_connector
 from pyodide_transport.connection import split_options, transport_for
 from pyodide_transport.errors import LocalProtocolError, NetworkError
 from pyodide_transport.fetch import FetchTransport
 from pyodide_transport.websocket import WebSocketTransport
+from tests.pyodide import transport_scenarios as scenarios
 
 ENDPOINTS = ["/mcp", "/mcp/json", "/mcp/stateless", "/ws"]
 ERAS = ["auto", scenarios.HANDSHAKE]
