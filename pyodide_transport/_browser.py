@@ -76,9 +76,7 @@ class BatchScheduler:
         self._scheduled = False
         self.batches = 0
 
-    def call_soon(
-        self, callback: Callable[..., object], *args: Any, context: Any = None
-    ) -> asyncio.Handle:
+    def call_soon(self, callback: Callable[..., object], *args: Any, context: Any = None) -> asyncio.Handle:
         """``loop.call_soon``: queue the callback; the first one of a batch schedules the microtask."""
         handle = asyncio.Handle(callback, args, self.loop, context=context)
         self._ready.append(handle)
@@ -136,13 +134,14 @@ def install_scheduler(enabled: bool = True) -> BatchScheduler | None:
         return None
     if _scheduler is None or _scheduler.loop is not loop or loop.__dict__.get("call_soon") != _scheduler.call_soon:
         _scheduler = BatchScheduler(loop)
-        loop.call_soon = _scheduler.call_soon  # type: ignore[method-assign]
+        loop.call_soon = _scheduler.call_soon  # type: ignore[method-assign, assignment]
     return _scheduler
 
 
 def _auto_scheduler() -> None:
     if _scheduler_wanted and (_scheduler is None or _scheduler.loop is not asyncio.get_running_loop()):
         install_scheduler()
+
 
 _live_proxies = 0
 

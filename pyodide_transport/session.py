@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final, Literal, TypeAlias, TypeGuard
 
 from mcp_types import (
     CLIENT_CAPABILITIES_META_KEY,
@@ -264,7 +264,7 @@ class _Request:
         self.total_timeout = total_timeout  # seconds in all, progress or not
         self.deadline: float | None = None  # clock value the total limit ends
         self.due: float | None = None  # clock value this request times out (None: never)
-        self.state: RequestState = "begun"
+        self.state: RequestState = ClientSession._next(None, "begin")  # type: ignore[assignment]
 
     def touch(self, now: float) -> None:
         """Restart the inactivity clock (sent, or progress arrived)."""
@@ -462,8 +462,9 @@ class ClientSession:
 
     def close(self, error: ConnectionClosedError) -> list[Event]:
         """Fail every pending request with ``error``."""
-        events: list[Event] = [Failed(request_id, error) for request_id in self._requests]
-        self._requests.clear()
+        events: list[Event] = []
+        for request_id in list(self._requests):
+            events += self._drop(request_id, error)
         return events
 
     @property
@@ -513,13 +514,13 @@ class ClientSession:
 
     def _on_progress(self, params: dict[str, Any], now: float) -> list[Event]:
         token = params.get("progressToken")
-        entry = self._requests.get(token) if isinstance(token, int | str) else None
+        entry = self._requests.get(token) if _is_id(token) else None
         if entry is None or not entry.progress:
             return []  # progress for a request we no longer wait for
         progress, total, message = params.get("progress"), params.get("total"), params.get("message")
         if not isinstance(progress, int | float):
             return [Violation(RemoteProtocolError(f"progress notification without a numeric progress: {params!r}"))]
-        assert isinstance(token, int | str)
+        assert _is_id(token)
         entry.touch(now)
         return [
             Progressed(
@@ -544,7 +545,12 @@ class ClientSession:
 
     def _on_cancelled(self, params: dict[str, Any], now: float) -> list[Event]:
         request_id = params.get("requestId")
-        return [ServerRequestCancelled(request_id)] if isinstance(request_id, int | str) else []
+        return [ServerRequestCancelled(request_id)] if _is_id(request_id) else []
+
+
+def _is_id(value: object) -> TypeGuard[RequestId]:
+    """Whether ``value`` can be a JSON-RPC id (a string or an integer; ``true`` is not 1)."""
+    return isinstance(value, int | str) and not isinstance(value, bool)
 
 
 _NotificationHandler: TypeAlias = Callable[[ClientSession, dict[str, Any], float], list[Event]]
@@ -741,7 +747,10 @@ class Negotiation:
         return "refused"
 
     def _go(self, outcome: Outcome, error: TransportError | None) -> Step | None:
-        nxt = NEGOTIATION[(self.phase, outcome)]
+        try:
+            nxt = NEGOTIATION[(self.phase, outcome)]
+        except KeyError:
+            raise LocalProtocolError(f"negotiation in phase {self.phase!r} cannot take {outcome!r}") from None
         self.phase = nxt
         if nxt == "fail":
             assert error is not None

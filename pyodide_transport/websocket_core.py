@@ -307,10 +307,11 @@ class WebSocketCore:
         events: list[Event] = []
         for message in messages:
             if isinstance(message, JSONRPCResponse | JSONRPCError) and message.id is not None:
-                if message.id == self._ping_id:
-                    self._ping_id = None  # alive; the answer is ours alone
-                    self._ping_due = now + (self.ping_interval or 0.0)
-                    continue
+                if isinstance(message.id, str) and message.id.startswith(_PING_PREFIX):
+                    if message.id == self._ping_id:  # alive (a late answer to a timed-out ping is dropped too)
+                        self._ping_id = None
+                        self._ping_due = now + (self.ping_interval or 0.0)
+                    continue  # the answer is ours alone
                 self._in_flight.discard(message.id)
             events.append(Deliver(message))
         return events

@@ -49,7 +49,15 @@ FORBIDDEN = [
     "subprocess",
     "concurrent",
 ]
-FORBIDDEN_SIBLINGS = ["_browser", "fetch", "websocket", "memory", "client", "cpython", "connection"]  # adapters and asyncio-based modules
+FORBIDDEN_SIBLINGS = [
+    "_browser",
+    "fetch",
+    "websocket",
+    "memory",
+    "client",
+    "cpython",
+    "connection",
+]  # adapters and asyncio-based modules
 SERVER_DIR = PACKAGE_DIR.parent / "server_demo"
 SERVER_PURE_MODULES = ["dispatch", "errors", "http_rules", "modern"]
 SERVER_IMPURE_SIBLINGS = ["core", "http", "websocket", "stdio", "app", "demo", "__main__"]  # sessions and adapters

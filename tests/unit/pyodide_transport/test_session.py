@@ -611,11 +611,6 @@ def test_progress_for_a_request_that_asked_for_none_is_ignored() -> None:
     assert session.next_deadline == NOW + 5.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a boolean progressToken passes isinstance(token, int | str) and hashes like 1, "
-    "so `true` is taken for request id 1 (ids on the wire refuse booleans)",
-)
 def test_boolean_progress_token_is_no_request_id() -> None:
     session = new_session()
     request_id = sent_request(session, progress=True, timeout=5.0)

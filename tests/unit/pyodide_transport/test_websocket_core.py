@@ -412,11 +412,6 @@ def test_a_ping_is_never_reported_as_lost() -> None:
     assert core.dropped(ABNORMAL, "") == [Reconnect(1.0)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: after a ping timed out (CloseSocket), its late answer is no longer recognised "
-    "and is delivered to the session, which reports it as a response for an unknown id",
-)
 def test_late_ping_answer_after_timeout_is_still_swallowed() -> None:
     core = open_core(ping_interval=10.0, ping_timeout=3.0)
     ping = ping_of(core.keepalive(NOW + 10.0))
