@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -77,6 +78,19 @@ class WebSocketConnection(Protocol):
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Close the socket; a pending ``recv`` then raises ``ConnectionClosedError``."""
+        ...
+
+
+class PushWebSocketConnection(WebSocketConnection, Protocol):
+    """A connection that can hand frames to callbacks as they arrive (the browser's does).
+
+    The transport then needs no reader task: one event-loop hop less per frame.
+    """
+
+    def listen(
+        self, on_frame: Callable[[str | bytes], None], on_close: Callable[[ConnectionClosedError], None]
+    ) -> None:
+        """Hand every frame to ``on_frame`` and the close to ``on_close`` (once) from now on."""
         ...
 
 
@@ -221,7 +235,11 @@ class WebSocketTransport:
         self._conn = conn
         self._core.opened(loop.time())
         self._settled.set()
-        self._spawn(self._read(conn))
+        if hasattr(conn, "listen"):
+            push: PushWebSocketConnection = conn  # type: ignore[assignment]
+            push.listen(functools.partial(self._on_frame, conn), functools.partial(self._on_close, conn))
+        else:
+            self._spawn(self._read(conn))
         if self._core.next_keepalive is not None:
             self._spawn(self._keepalive(conn))
 
@@ -273,16 +291,22 @@ class WebSocketTransport:
     # -- receiving -----------------------------------------------------------------------------------
 
     async def _read(self, conn: WebSocketConnection) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             try:
                 data = await conn.recv()
             except ConnectionClosedError as exc:
-                if conn is self._conn:
-                    self._conn = None
-                    self._act(self._core.dropped(exc.code, exc.reason))
+                self._on_close(conn, exc)
                 return
-            self._act(self._core.receive_frame(data, loop.time()))
+            self._on_frame(conn, data)
+
+    def _on_frame(self, conn: WebSocketConnection, data: str | bytes) -> None:
+        if conn is self._conn:
+            self._act(self._core.receive_frame(data, asyncio.get_running_loop().time()))
+
+    def _on_close(self, conn: WebSocketConnection, exc: ConnectionClosedError) -> None:
+        if conn is self._conn:
+            self._conn = None
+            self._act(self._core.dropped(exc.code, exc.reason))
 
     def _act(self, events: list[Event]) -> None:
         for event in events:
