@@ -17,7 +17,6 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import IO, TYPE_CHECKING, Any, Self
 
 from . import DIST, ROOT
@@ -28,7 +27,7 @@ if TYPE_CHECKING:
     import uvicorn
     from starlette.types import ASGIApp
 
-__all__ = ["DemoServer", "FakeClock", "LiveServer", "ServerProcess", "free_port", "shared_conftest"]
+__all__ = ["DemoServer", "FakeClock", "LiveServer", "ServerProcess", "free_port"]
 
 
 class ServerProcess:
@@ -168,12 +167,3 @@ class LiveServer:
             self._server.should_exit = True
             async with asyncio.timeout(15):
                 await self._task
-
-
-def shared_conftest() -> ModuleType:
-    """This module, for tests still written against the old shared conftest (``.DemoServer``, ``.free_port``).
-
-    Transitional: new code imports :class:`DemoServer` and ``free_port`` directly.
-    Monkeypatching ``free_port`` here picks the port of the next server.
-    """
-    return sys.modules[__name__]

@@ -7,12 +7,13 @@ transports run over the httpx/websockets adapters.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
 
 import pyodide_transport
-from devtools.servers import shared_conftest
+from devtools.ports import free_port
 from devtools.transports import HttpxHTTPClient, cpython_connect, websockets_connector
 from pyodide_transport.connection import split_options, transport_for
 from pyodide_transport.errors import LocalProtocolError, NetworkError
@@ -61,15 +62,26 @@ async def test_scheme_picks_the_transport() -> None:
         await pyodide_transport.connect("ftp://127.0.0.1/mcp")
 
 
-def test_outside_pyodide_the_browser_defaults_explain_themselves() -> None:
-    with pytest.raises(LocalProtocolError, match="outside Pyodide pass fetch="):
+async def test_outside_pyodide_the_cpython_adapters_are_the_defaults() -> None:
+    from pyodide_transport.cpython import HttpxHTTPClient as Shipped
+    from pyodide_transport.cpython import websockets_connect
+
+    fetch = FetchTransport("http://127.0.0.1:1/mcp")
+    assert isinstance(fetch._http, Shipped)
+    await fetch.close()
+    assert WebSocketTransport("ws://127.0.0.1:1/ws")._connector is websockets_connect
+
+
+def test_without_the_cpython_extra_the_defaults_explain_themselves(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "httpx", None)
+    monkeypatch.setitem(sys.modules, "websockets", None)
+    with pytest.raises(LocalProtocolError, match=r"pyodide-transport\[cpython\]"):
         FetchTransport("http://127.0.0.1:1/mcp")
-    with pytest.raises(LocalProtocolError, match="outside Pyodide pass connector="):
+    with pytest.raises(LocalProtocolError, match=r"pyodide-transport\[cpython\]"):
         WebSocketTransport("ws://127.0.0.1:1/ws")
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:{port}/mcp", "ws://127.0.0.1:{port}/ws"])
 async def test_connect_failure_raises_network_error_and_cleans_up(url: str) -> None:
-    free_port = shared_conftest().free_port
     with pytest.raises(NetworkError):
         await cpython_connect(url.format(port=free_port()), request_timeout=5.0)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from devtools.servers import shared_conftest
+from devtools.servers import DemoServer
 from devtools.transports import cpython_connect, websockets_connector
 from pyodide_transport.client import Client
 from pyodide_transport.errors import (
@@ -289,9 +289,8 @@ def test_invalid_options_are_refused(bad: dict[str, Any]) -> None:
         WebSocketTransport("ws://x/ws", connector=FakeServer().connect, **bad)
 
 
-async def test_real_server_drop_and_restart_reconnects(monkeypatch: pytest.MonkeyPatch) -> None:
-    conftest = shared_conftest()
-    first = conftest.DemoServer()
+async def test_real_server_drop_and_restart_reconnects() -> None:
+    first = DemoServer()
     port = first.port
     second = None
     try:
@@ -307,8 +306,7 @@ async def test_real_server_drop_and_restart_reconnects(monkeypatch: pytest.Monke
         assert await echo(client, "before") == "before"
         first.stop()
         await until(lambda: transport.state == "reconnecting", limit=15)
-        monkeypatch.setattr(conftest, "free_port", lambda: port)  # the new server takes the old port
-        second = conftest.DemoServer()
+        second = DemoServer(port=port)  # the new server takes the old port
         assert await echo(client, "after") == "after"
         assert transport.reconnects == 1 and client.session_generation == 1
         await client.close()
