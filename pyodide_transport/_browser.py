@@ -473,7 +473,6 @@ class BrowserHTTPClient:
         """Nothing to release: each request owns its AbortController."""
 
 
-
 class BrowserWebSocket:
     """An open browser ``WebSocket`` whose events land in an ``Inbox``, or go to callbacks.
 
