@@ -197,9 +197,43 @@ class _PromiseBridge:
 
     def __init__(self) -> None:
         self._waiting: dict[int, asyncio.Future[Any]] = {}
+        self._streams: dict[int, Inbox[tuple[int, Any]]] = {}
         self._next = 0
-        self._settle_proxy = create_proxy(functools.partial(_entered, self._settle))  # lives as long as the module
+        # both live as long as the module
+        self._settle_proxy = create_proxy(functools.partial(_entered, self._settle))
+        self._push_proxy = create_proxy(functools.partial(_entered, self._push))
         self._attach = js.Function.new("p", "id", "cb", "p.then((v) => cb(id, v, false), (e) => cb(id, e, true));")
+        self._pump = js.Function.new(
+            "reader",
+            "id",
+            "cb",
+            """
+            const next = () => reader.read().then(
+              (c) => { if (c.done) { cb(id, 1, undefined); } else { cb(id, 0, c.value); next(); } },
+              (e) => cb(id, 2, e));
+            queueMicrotask(next);
+            """,
+        )
+
+    def stream(self, body: Any) -> Inbox[tuple[int, Any]]:
+        """Read a ``ReadableStream`` in JavaScript; its chunks arrive as ``(0, bytes)``, then ``(1, None)``.
+
+        A failed read arrives as ``(2, error)``. One crossing per chunk, no promise per read made
+        from Python (aborting the fetch ends the stream with an error).
+        """
+        inbox: Inbox[tuple[int, Any]] = Inbox()
+        self._next += 1
+        self._streams[self._next] = inbox
+        self._pump(body.getReader(), self._next, self._push_proxy)
+        return inbox
+
+    def _push(self, key: int, kind: int, value: Any) -> None:
+        inbox = self._streams.get(key)
+        if inbox is None:
+            return
+        if kind != 0:
+            del self._streams[key]
+        inbox.put_nowait((kind, value.to_bytes() if kind == 0 else value))
 
     def wait(self, promise: Any) -> asyncio.Future[Any]:
         """A future that gets ``promise``'s value, or raises :class:`_Rejected`."""
@@ -404,17 +438,16 @@ class BrowserResponse:
         if body is None:
             self._finished = True
             return
-        reader = body.getReader()
+        chunks = _bridge().stream(body)
         try:
             while True:
-                try:
-                    chunk = await _promise(reader.read())
-                except (JsException, _Rejected) as exc:
-                    raise NetworkError(f"reading the response of {self.url} failed: {_describe(exc)}") from None
-                if chunk.done:
+                kind, value = await chunks.get()
+                if kind == 1:
                     self._finished = True
                     return
-                yield chunk.value.to_bytes()
+                if kind == 2:
+                    raise NetworkError(f"reading the response of {self.url} failed: {_Rejected(value)}")
+                yield value
         finally:
             if not self._finished:
                 self._controller.abort()
