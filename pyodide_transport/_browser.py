@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -286,23 +287,28 @@ class _JSHelpers:
         self.fetch = js.Function.new(
             "fetch",
             "url",
-            "options",
+            "method",
+            "headers",
+            "body",
             "limit",
             "key",
             "cb",
             """
-            queueMicrotask(() => fetch(url, options).then((r) => {
+            const controller = new AbortController();
+            const options = {method, headers: JSON.parse(headers), body, signal: controller.signal, cache: 'no-store'};
+            queueMicrotask(() => (fetch || globalThis.fetch)(url, options).then((r) => {
               const h = [];
               r.headers.forEach((v, k) => { h.push(k + ':' + v); });
               const type = r.headers.get('content-type') || '';
               const length = r.headers.get('content-length');
               const hs = h.join(String.fromCharCode(10));
               if (r.body !== null && type.startsWith('application/json') && length !== null && +length <= limit) {
-                r.arrayBuffer().then((b) => cb(key, [r, hs, b], false), (e) => cb(key, e, true));
+                r.arrayBuffer().then((b) => cb(key, [r.status, hs, r, b], false), (e) => cb(key, e, true));
               } else {
-                cb(key, [r, hs, undefined], false);
+                cb(key, [r.status, hs, r, undefined], false);
               }
             }, (e) => cb(key, e, true)));
+            return controller;
             """,
         )
 
@@ -347,10 +353,6 @@ def _destroy(proxy: Any) -> None:
     global _live_proxies
     _live_proxies -= 1
     proxy.destroy()
-
-
-def _js_object(obj: Mapping[str, Any]) -> Any:
-    return to_js(obj, dict_converter=js.Object.fromEntries)
 
 
 def page_url() -> str | None:
@@ -412,9 +414,9 @@ class BrowserResponse:
         headers: The headers the browser exposes, names lower-cased.
     """
 
-    def __init__(self, url: str, response: Any, controller: Any, headers: str, body: Any = None) -> None:
+    def __init__(self, url: str, status: int, headers: str, response: Any, controller: Any, body: Any = None) -> None:
         self.url = url
-        self.status = int(response.status)
+        self.status = status
         self.headers: dict[str, str] = {}
         for line in headers.split("\n") if headers else ():
             name, _, value = line.partition(":")
@@ -480,27 +482,23 @@ class BrowserHTTPClient:
             NetworkError: The request failed before any response.
         """
         _auto_scheduler()
-        controller = js.AbortController.new()
-        options: dict[str, Any] = {
-            "method": method,
-            "headers": dict(headers),
-            "signal": controller.signal,
-            "cache": "no-store",
-        }
-        if body is not None:
-            options["body"] = body.decode("utf-8")
-        fetch = self._fetch if self._fetch is not None else js.globalThis.fetch
         bridge = _bridge()
         key, future = bridge.expect()
-        try:  # one crossing back: response, its headers as one string, and a small JSON body already read
-            _js_helpers().fetch(fetch, url, _js_object(options), _WHOLE_BODY_LIMIT, key, bridge.settler)
+        # One crossing each way, with strings: the options object is built in JavaScript, and the response
+        # comes back with its status, its headers as one string and a small JSON body already read.
+        text = None if body is None else body.decode("utf-8")
+        controller = _js_helpers().fetch(
+            self._fetch, url, method, json.dumps(dict(headers)), text, _WHOLE_BODY_LIMIT, key, bridge.settler
+        )
+        try:
             settled = await future
         except asyncio.CancelledError:
             controller.abort()
             raise
         except (JsException, _Rejected) as exc:
             raise translate_fetch_error(url, exc) from None
-        return BrowserResponse(url, settled[0], controller, str(settled[1]), settled[2])
+        status, header_text, response, whole_body = settled.to_py(depth=1)
+        return BrowserResponse(url, int(status), str(header_text), response, controller, whole_body)
 
     async def aclose(self) -> None:
         """Nothing to release: each request owns its AbortController."""
