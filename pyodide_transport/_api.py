@@ -107,7 +107,42 @@ class MCPMethods:
         timeout: Timeout = UNSET,  # noqa: ASYNC109 (per-request timeout that progress resets)
         max_total_timeout: Timeout = UNSET,
     ) -> ResultT | dict[str, Any]:
-        """Send a request and wait for its result (the session shell implements it)."""
+        """Send any request and wait for its result.
+
+        Input-required results (modern era) are answered through the sampling/elicitation/roots
+        handlers and the request is re-issued until it completes.
+
+        Args:
+            method: The JSON-RPC method.
+            params: Params as a dict or a model (``_meta`` entries are kept).
+            result_type: Model to parse the result into; ``None`` returns the raw dict.
+            progress: Called for each progress notification of this request.
+            timeout: Seconds without response or progress before giving up (default: the
+                client's ``request_timeout``).
+            max_total_timeout: Upper bound in seconds regardless of progress (default: the
+                client's ``max_total_timeout``).
+
+        Raises:
+            MCPError: The server answered with a JSON-RPC error.
+            RequestTimeoutError: The request timed out (the server was told to cancel it).
+            ConnectionClosedError: The connection closed before the response.
+            RemoteProtocolError: The result does not match ``result_type``.
+        """
+        return await self._request(
+            method, params, result_type, progress=progress, timeout=timeout, max_total_timeout=max_total_timeout
+        )
+
+    async def _request(
+        self,
+        method: str,
+        params: Params,
+        result_type: type[ResultT] | None,
+        *,
+        progress: ProgressCallback | None,
+        timeout: Timeout,  # noqa: ASYNC109 (per-request timeout that progress resets)
+        max_total_timeout: Timeout,
+    ) -> ResultT | dict[str, Any]:
+        """What :meth:`request` does; the session shell implements it."""
         raise NotImplementedError
 
     async def ping(self) -> None:

@@ -40,7 +40,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, Literal, TypeAlias, TypeVar, overload
+from typing import Any, Final, Literal, TypeAlias, TypeVar
 
 from mcp_types import (
     ClientCapabilities,
@@ -484,61 +484,17 @@ class Client(MCPMethods):
 
     # ------------------------------------------------------------- requests
 
-    @overload
-    async def request(
-        self,
-        method: str,
-        params: Params = None,
-        result_type: None = None,
-        *,
-        progress: ProgressCallback | None = None,
-        timeout: Timeout = UNSET,  # noqa: ASYNC109 (per-request timeout that progress resets)
-        max_total_timeout: Timeout = UNSET,
-    ) -> dict[str, Any]: ...
-
-    @overload
-    async def request(
+    async def _request(
         self,
         method: str,
         params: Params,
-        result_type: type[ResultT],
+        result_type: type[ResultT] | None,
         *,
-        progress: ProgressCallback | None = None,
-        timeout: Timeout = UNSET,  # noqa: ASYNC109 (per-request timeout that progress resets)
-        max_total_timeout: Timeout = UNSET,
-    ) -> ResultT: ...
-
-    async def request(
-        self,
-        method: str,
-        params: Params = None,
-        result_type: type[ResultT] | None = None,
-        *,
-        progress: ProgressCallback | None = None,
-        timeout: Timeout = UNSET,  # noqa: ASYNC109 (per-request timeout that progress resets)
-        max_total_timeout: Timeout = UNSET,
+        progress: ProgressCallback | None,
+        timeout: Timeout,  # noqa: ASYNC109 (per-request timeout that progress resets)
+        max_total_timeout: Timeout,
     ) -> ResultT | dict[str, Any]:
-        """Send any request and wait for its result.
-
-        Input-required results (modern era) are answered through the sampling/elicitation/roots
-        handlers and the request is re-issued until it completes.
-
-        Args:
-            method: The JSON-RPC method.
-            params: Params as a dict or a model (``_meta`` entries are kept).
-            result_type: Model to parse the result into; ``None`` returns the raw dict.
-            progress: Called for each progress notification of this request.
-            timeout: Seconds without response or progress before giving up (default: the
-                client's ``request_timeout``).
-            max_total_timeout: Upper bound in seconds regardless of progress (default: the
-                client's ``max_total_timeout``).
-
-        Raises:
-            MCPError: The server answered with a JSON-RPC error.
-            RequestTimeoutError: The request timed out (the server was told to cancel it).
-            ConnectionClosedError: The connection closed before the response.
-            RemoteProtocolError: The result does not match ``result_type``.
-        """
+        """:meth:`request`: send, answer input-required results (modern era) until complete, parse."""
         self._check_usable()
         base = params_dict(params)
         raw = await self._request_raw(

@@ -20,8 +20,8 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator, Mapping
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import Any
 
 from .backoff import BackoffPolicy
 from .errors import ConnectionClosedError, LocalProtocolError, SessionExpiredError, TransportError
@@ -36,55 +36,13 @@ from .streamable_http import (
     Reconnect,
     StreamableHTTPClient,
 )
+from .transport import HTTPClient, HTTPResponse
 
 __all__ = ["FetchTransport", "HTTPClient", "HTTPResponse"]
 
 logger = logging.getLogger("pyodide_transport.fetch")
 
 _CLOSE_TIMEOUT = 5.0  # seconds the DELETE may take on close
-
-
-@runtime_checkable
-class HTTPResponse(Protocol):
-    """A response whose status and headers arrived; the body is read with :meth:`chunks`."""
-
-    @property
-    def status(self) -> int:
-        """The HTTP status code."""
-        ...
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        """Response headers, names lower-cased."""
-        ...
-
-    def chunks(self) -> AsyncIterator[bytes]:
-        """Yield body chunks as they arrive; raise ``NetworkError`` if the read breaks off."""
-        ...
-
-    async def aclose(self) -> None:
-        """Stop reading and release the response (abort it if the body is still open)."""
-        ...
-
-
-@runtime_checkable
-class HTTPClient(Protocol):
-    """What :class:`FetchTransport` needs from an HTTP library.
-
-    ``request`` returns once the status line and headers arrived and raises
-    :class:`~pyodide_transport.errors.NetworkError` (or ``CORSError``) when no response came.
-    Cancelling the awaiting task must abort the request.
-    """
-
-    async def request(
-        self, method: str, url: str, headers: Mapping[str, str], body: bytes | None = None
-    ) -> HTTPResponse:
-        """Perform one request."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release the client."""
-        ...
 
 
 def _default_http_client(fetch: Any) -> HTTPClient:

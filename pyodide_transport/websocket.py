@@ -26,13 +26,14 @@ import contextlib
 import functools
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol, TypeAlias
+from collections.abc import Sequence
+from typing import Any
 
 from .backoff import BackoffPolicy
 from .errors import ConnectionClosedError, TransportError
 from .memory import Inbox
 from .messages import TransportMessage
+from .transport import PushWebSocketConnection, WebSocketConnection, WebSocketConnector
 from .websocket_core import (
     CLOSE_CODES,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -58,44 +59,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("pyodide_transport.websocket")
-
-
-class WebSocketConnection(Protocol):
-    """An open WebSocket as the transport uses it."""
-
-    @property
-    def subprotocol(self) -> str:
-        """The subprotocol the server chose ("" for none)."""
-        ...
-
-    async def recv(self) -> str | bytes:
-        """The next message; raise ``ConnectionClosedError`` (with ``code``/``reason``) once closed."""
-        ...
-
-    async def send(self, data: str) -> None:
-        """Send one text frame; raise ``ConnectionClosedError`` if the socket is not open."""
-        ...
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close the socket; a pending ``recv`` then raises ``ConnectionClosedError``."""
-        ...
-
-
-class PushWebSocketConnection(WebSocketConnection, Protocol):
-    """A connection that can hand frames to callbacks as they arrive (the browser's does).
-
-    The transport then needs no reader task: one event-loop hop less per frame.
-    """
-
-    def listen(
-        self, on_frame: Callable[[str | bytes], None], on_close: Callable[[ConnectionClosedError], None]
-    ) -> None:
-        """Hand every frame to ``on_frame`` and the close to ``on_close`` (once) from now on."""
-        ...
-
-
-WebSocketConnector: TypeAlias = Callable[[str, Sequence[str]], Awaitable[WebSocketConnection]]
-"""Opens a socket: ``await connector(url, protocols)``; raises ``NetworkError`` when it cannot."""
 
 
 def _default_connector() -> WebSocketConnector:
