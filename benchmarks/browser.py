@@ -30,6 +30,7 @@ IMPLS = {  # name -> (page impl, protocol version pinned or None to negotiate)
     "sdk2": ("sdk2", HANDSHAKE),
     "ours": ("ours", HANDSHAKE),
     "ours-modern": ("ours", None),
+    "pyfloor": ("pyfloor", HANDSHAKE),
 }
 TIMEOUT_JS = "new Promise((_, reject) => setTimeout(() => reject(new Error('benchmark run timed out')), 120000))"
 

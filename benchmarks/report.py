@@ -72,6 +72,7 @@ def client_table(results: dict[str, Any]) -> str:
         for conc in (1, 16):
             raw, sdk, sdk2, ours = (rows.get((i, ep, conc)) for i in IMPL_LABELS)
             modern = rows.get(("ours-modern", ep, conc))
+            floor = rows.get(("pyfloor", ep, conc))
             if not (raw or sdk or sdk2 or ours):
                 continue
             out.append(
@@ -86,6 +87,8 @@ def client_table(results: dict[str, Any]) -> str:
                     _ratio(_cps(ours), _cps(sdk2)),
                     _ratio(_cps(ours), _cps(raw)),
                     _rate(modern),
+                    _rate(floor),
+                    _ratio(_cps(floor), _cps(raw)),
                 ]
             )
     header = [
@@ -96,6 +99,8 @@ def client_table(results: dict[str, Any]) -> str:
         "ours/2.4",
         "ours/raw",
         "ours 2026-07-28",
+        "Python floor",
+        "floor/raw",
     ]
     return _table(header, out)
 
@@ -371,7 +376,9 @@ def markdown(results: dict[str, Any]) -> str:
             "(`site/bench/client.js`: subprotocol `mcp`, one JSON-RPC message per text frame, each validated "
             "with the client's schema, like 1.32's). "
             + sdk2_negotiation_note(results)
-            + " The last column is our Client with its default negotiation (2026-07-28).",
+            + ' "ours 2026-07-28" is our Client with its default negotiation. The Python floor is the raw JS '
+            "client with each request built and each reply decoded in Python (`json.dumps` / `json.loads`, one call "
+            "into Python each way, no asyncio, no validation): the least any client running in Pyodide pays.",
             client_table(results),
         ]
         split = results["client"].get("split_us")

@@ -17,6 +17,7 @@ from typing import Any
 
 from mcp_types import CallToolResult
 
+import pyodide_transport
 from pyodide_transport import (
     Client,
     ConnectionClosedError,
@@ -84,6 +85,21 @@ async def bench(url: str, calls: int, concurrency: int, warmup: int, protocol_ve
     return json.dumps(out)
 
 
+def floor_request(request_id: int) -> str:
+    """The Python floor's request: one ``tools/call echo`` as JSON text (see ``floorCodec`` in client.js)."""
+    params = {"name": "echo", "arguments": {"message": MESSAGE}}
+    return json.dumps({"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params})
+
+
+def floor_reply(text: str) -> int:
+    """The Python floor's decoding of one reply: the echo checked, its id back to the JavaScript loop."""
+    message = json.loads(text)
+    if message["result"]["content"][0]["text"] != MESSAGE:
+        raise RuntimeError(f"unexpected echo result: {message!r}")
+    request_id: int = message["id"]
+    return request_id
+
+
 async def _memory_server(end: InMemoryTransport) -> None:
     """Answer every request on ``end`` with the echo result: a server that costs nothing."""
     while True:
@@ -107,8 +123,10 @@ async def split(calls: int) -> str:
     """Where one call's time goes inside Python: session layer, encode, decode (µs per call); JSON text.
 
     The session layer is the Client over an in-memory pair (no serialization, a server that costs
-    nothing); encode and decode time the JSON-RPC codec on the messages one echo call sends and gets.
+    nothing), under the batching scheduler the browser transports install; encode and decode time
+    the JSON-RPC codec on the messages one echo call sends and gets.
     """
+    pyodide_transport.install_scheduler()
     client_end, server_end = InMemoryTransport.create_pair()
     server = asyncio.ensure_future(_memory_server(server_end))
     client = Client(client_end, protocol_version="2025-11-25")

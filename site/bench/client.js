@@ -37,8 +37,9 @@ async function timedLoop(call, calls, concurrency) {
 
 // Streamable HTTP by hand: JSON or SSE bodies, the session id when the server gives one.
 class RawHttp {
-  constructor(url) {
+  constructor(url, codec = null) {
     this.url = url;
+    this.codec = codec;
     this.session = null;
     this.version = null;
     this.nextId = 0;
@@ -50,7 +51,8 @@ class RawHttp {
     return h;
   }
   async post(message) {
-    const resp = await fetch(this.url, { method: "POST", headers: this.headers(), body: JSON.stringify(message) });
+    const body = this.codec && message.method === "tools/call" ? this.codec.request(message.id) : JSON.stringify(message);
+    const resp = await fetch(this.url, { method: "POST", headers: this.headers(), body });
     if (!resp.ok) throw new Error(`HTTP ${resp.status} for ${message.method}`);
     const sid = resp.headers.get("mcp-session-id");
     if (sid) this.session = sid;
@@ -58,12 +60,13 @@ class RawHttp {
       await resp.arrayBuffer();
       return null;
     }
-    if ((resp.headers.get("content-type") || "").startsWith("application/json")) return resp.json();
+    const parse = this.codec && message.method === "tools/call" ? (t) => this.codec.reply(t) : JSON.parse;
+    if ((resp.headers.get("content-type") || "").startsWith("application/json")) return parse(await resp.text());
     const text = await resp.text();
     for (const block of text.split("\n\n")) {
       const data = block.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trimStart()).join("\n");
       if (!data) continue;
-      const m = JSON.parse(data);
+      const m = parse(data);
       if (m.id === message.id && ("result" in m || "error" in m)) return m;
     }
     throw new Error("no JSON-RPC response in the SSE body");
@@ -85,8 +88,9 @@ class RawHttp {
 
 // WebSocket by hand: subprotocol "mcp", one JSON-RPC message per text frame, responses matched by id.
 class RawWs {
-  constructor(url) {
+  constructor(url, codec = null) {
     this.url = url;
+    this.codec = codec;
     this.pending = new Map();
     this.nextId = 0;
   }
@@ -97,7 +101,7 @@ class RawWs {
       this.ws.onerror = () => reject(new Error("WebSocket failed to open"));
     });
     this.ws.onmessage = (event) => {
-      const m = JSON.parse(event.data);
+      const m = this.codec && this.ready ? this.codec.reply(event.data) : JSON.parse(event.data);
       const resolve = this.pending.get(m.id);
       if (resolve) {
         this.pending.delete(m.id);
@@ -107,12 +111,13 @@ class RawWs {
     const params = { protocolVersion: HANDSHAKE, capabilities: {}, clientInfo: { name: "raw-js", version: "1" } };
     await this.request("initialize", params);
     this.ws.send(JSON.stringify({ jsonrpc: "2.0", method: "notifications/initialized" }));
+    this.ready = true;
   }
   request(method, params) {
     const id = ++this.nextId;
     return new Promise((resolve) => {
       this.pending.set(id, resolve);
-      this.ws.send(JSON.stringify({ jsonrpc: "2.0", id, method, params }));
+      this.ws.send(this.codec && this.ready ? this.codec.request(id) : JSON.stringify({ jsonrpc: "2.0", id, method, params }));
     });
   }
   async call() {
@@ -123,8 +128,8 @@ class RawWs {
   }
 }
 
-async function rawClient(url) {
-  const client = url.startsWith("ws") ? new RawWs(url) : new RawHttp(url);
+async function rawClient(url, codec = null) {
+  const client = url.startsWith("ws") ? new RawWs(url, codec) : new RawHttp(url, codec);
   await client.connect();
   return { call: () => client.call(), close: () => client.close(), version: HANDSHAKE };
 }
@@ -258,10 +263,33 @@ async function callPython(name, ...args) {
   }
 }
 
+// The Python floor: the raw JavaScript client with each echo request built and each reply decoded by Python
+// (json.dumps / json.loads, one call into Python each way): what any Pyodide client pays at the least.
+function floorCodec() {
+  const module = py.pyimport("bench_client");
+  const request = module.floor_request;
+  const reply = module.floor_reply;
+  const echoed = { content: [{ type: "text", text: MESSAGE }] }; // Python checked it
+  return {
+    request: (id) => request(id),
+    reply: (text) => ({ jsonrpc: "2.0", id: reply(text), result: echoed }),
+    destroy: () => {
+      request.destroy();
+      reply.destroy();
+      module.destroy();
+    },
+  };
+}
+
 window.bench = async (impl, url, calls, concurrency, warmup, protocol) => {
   if (impl === "ours") return JSON.parse(await callPython("bench", url, calls, concurrency, warmup, protocol || null));
+  const codec = impl === "pyfloor" ? floorCodec() : null;
   const client =
-    impl === "sdk" ? await sdkClient(url) : impl === "sdk2" ? await sdk2Client(url, protocol) : await rawClient(url);
+    impl === "sdk"
+      ? await sdkClient(url)
+      : impl === "sdk2"
+        ? await sdk2Client(url, protocol)
+        : await rawClient(url, codec);
   try {
     for (let i = 0; i < warmup; i++) await client.call();
     const out = await timedLoop(client.call, calls, concurrency);
@@ -269,6 +297,7 @@ window.bench = async (impl, url, calls, concurrency, warmup, protocol) => {
     return out;
   } finally {
     await client.close();
+    if (codec) codec.destroy();
   }
 };
 window.benchRunPython = async (code) => {
