@@ -36,7 +36,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeAlias, TypeGuard
+from typing import Annotated, Any, Final, Literal, TypeAlias, TypeGuard, TypeVar, get_args
 
 from mcp_types import (
     CLIENT_CAPABILITIES_META_KEY,
@@ -44,6 +44,7 @@ from mcp_types import (
     LOG_LEVEL_META_KEY,
     PROTOCOL_VERSION_META_KEY,
     SERVER_INFO_META_KEY,
+    CallToolResult,
     ClientCapabilities,
     DiscoverResult,
     Implementation,
@@ -61,7 +62,7 @@ from mcp_types.version import (
     LATEST_MODERN_VERSION,
     MODERN_PROTOCOL_VERSIONS,
 )
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, PydanticUserError, ValidationError, create_model
 
 from .errors import (
     ConnectionClosedError,
@@ -109,6 +110,7 @@ __all__ = [
 ]
 
 Era: TypeAlias = Literal["modern", "handshake"]
+_M = TypeVar("_M", bound=BaseModel)
 
 MAX_INPUT_ROUNDS: Final = 10
 """Cap on input-required retry rounds for one request (matches the other SDKs)."""
@@ -125,13 +127,47 @@ def dump(model: BaseModel) -> dict[str, Any]:
 def parse_result(result_type: type[Any], raw: Mapping[str, Any], method: str) -> Any:
     """Validate a raw result as ``result_type``.
 
+    A ``CallToolResult`` (every tool call) is first validated with its content blocks told apart by
+    their ``type`` tag, which pydantic checks in one step where the official model's plain union tries
+    each block type in turn (62 against 21 µs per echo result in Pyodide); the result is an instance
+    of the official class all the same. Anything that variant refuses goes to the official model,
+    which has the last word and words the error.
+
     Raises:
         RemoteProtocolError: The result does not fit (the server's fault).
     """
+    if result_type is CallToolResult and (tagged := _tagged_call_tool_result()) is not None:
+        try:
+            return _as(CallToolResult, tagged.model_validate(raw))
+        except ValidationError:
+            pass
     try:
         return result_type.model_validate(raw)
     except ValidationError as exc:
         raise RemoteProtocolError(validation_message(exc, f"invalid {method} result")) from None
+
+
+_TAGGED: list[type[BaseModel] | None] = []
+
+
+def _tagged_call_tool_result() -> type[BaseModel] | None:
+    """``CallToolResult`` with a ``type``-discriminated content union (made on first use; None if impossible)."""
+    if not _TAGGED:
+        try:
+            (union,) = get_args(CallToolResult.model_fields["content"].annotation)
+            block = Annotated[union, Field(discriminator="type")]  # type: ignore[valid-type]
+            _TAGGED.append(create_model("TaggedCallToolResult", __base__=CallToolResult, content=(list[block], ...)))
+        except (TypeError, ValueError, PydanticUserError):  # a block type without a literal tag
+            _TAGGED.append(None)
+    return _TAGGED[0]
+
+
+def _as(model: type[_M], validated: BaseModel) -> _M:
+    """``validated``'s fields and state in an instance of ``model``, the class it derives from."""
+    instance = model.__new__(model)
+    for name in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"):
+        object.__setattr__(instance, name, getattr(validated, name))
+    return instance
 
 
 # --- events -----------------------------------------------------------------------------------------

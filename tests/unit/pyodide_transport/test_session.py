@@ -12,6 +12,7 @@ from mcp_types import (
     LOG_LEVEL_META_KEY,
     PROTOCOL_VERSION_META_KEY,
     SERVER_INFO_META_KEY,
+    CallToolResult,
     ClientCapabilities,
     DiscoverResult,
     Implementation,
@@ -703,6 +704,35 @@ def test_parse_result() -> None:
     assert isinstance(result, InitializeResult) and result.protocol_version == HANDSHAKE
     with pytest.raises(RemoteProtocolError, match=r"^invalid initialize result: "):
         parse_result(InitializeResult, {"protocolVersion": HANDSHAKE}, "initialize")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"content": [{"type": "text", "text": "hi"}], "isError": False},
+        {"content": [{"text": "a block without its type tag"}]},  # the tagged variant refuses: official decides
+        {
+            "content": [
+                {"type": "image", "data": "aGk=", "mimeType": "image/png"},
+                {"type": "resource_link", "uri": "file:///x", "name": "x"},
+                {"type": "resource", "resource": {"uri": "file:///a", "text": "t"}},
+            ],
+            "structuredContent": {"a": 1},
+            "_meta": {"k": 1},
+        },
+    ],
+)
+def test_call_tool_results_equal_the_official_validation(raw: dict[str, Any]) -> None:
+    fast = parse_result(CallToolResult, raw, "tools/call")
+    official = CallToolResult.model_validate(raw)
+    assert type(fast) is CallToolResult and fast == official
+    assert fast.model_fields_set == official.model_fields_set
+    assert fast.model_dump(exclude_unset=True, by_alias=True) == official.model_dump(exclude_unset=True, by_alias=True)
+
+
+def test_call_tool_result_errors_come_from_the_official_model() -> None:
+    with pytest.raises(RemoteProtocolError, match=r"^invalid tools/call result: content\.0\.TextContent"):
+        parse_result(CallToolResult, {"content": [{"type": "bogus"}]}, "tools/call")
 
 
 def test_dump_uses_aliases_and_drops_nulls() -> None:
