@@ -38,6 +38,8 @@ __all__ = [
     "decode_header_value",
     "encode_header_value",
     "header_safe",
+    "param_header_form",
+    "param_headers",
     "validation_message",
 ]
 
@@ -116,6 +118,38 @@ def decode_header_value(value: str | None) -> str | None:
         return base64.b64decode(value[len(_BASE64_PREFIX) : -len(_BASE64_SUFFIX)], validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
         return None
+
+
+PARAM_HEADER_PREFIX: Final = "Mcp-Param-"
+"""Prefix of the headers that mirror ``x-mcp-header`` tool arguments (SEP-2243)."""
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def param_headers(input_schema: object) -> dict[str, str]:
+    """The tool arguments a 2026-07-28 request mirrors into headers: ``{argument: header name}`` (SEP-2243).
+
+    A top-level property annotated ``"x-mcp-header": "Name"`` is sent as ``Mcp-Param-Name`` too. An
+    annotation that cannot name a header (not an HTTP token, or used twice) is ignored.
+    """
+    properties = input_schema.get("properties") if isinstance(input_schema, dict) else None
+    found: dict[str, str] = {}
+    seen: set[str] = set()
+    for argument, spec in (properties or {}).items():
+        name = spec.get("x-mcp-header") if isinstance(spec, dict) else None
+        if isinstance(name, str) and _TOKEN.fullmatch(name) and name.lower() not in seen:
+            seen.add(name.lower())
+            found[argument] = f"{PARAM_HEADER_PREFIX}{name}"
+    return found
+
+
+def param_header_form(value: object) -> str | None:
+    """How an argument's value reads in its ``Mcp-Param-*`` header, or None for a value headers cannot carry."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value if isinstance(value, str) else None
 
 
 def validation_message(exc: ValidationError, what: str) -> str:

@@ -23,14 +23,19 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import contextlib
+import hashlib
+import hmac
 import itertools
+import json
 import logging
 import re
+import secrets
 import urllib.parse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypeVar
 
 import mcp_types as mt
 from mcp_types.jsonrpc import INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND
@@ -100,6 +105,8 @@ CompletionHandler: TypeAlias = Callable[[str, dict[str, str]], Awaitable[list[st
 MessageSink: TypeAlias = Callable[[TransportMessage, RequestId | None], Awaitable[None]]
 """Where a session sends a message; the second argument is the request it belongs to, if any."""
 ServeResult: TypeAlias = BaseModel
+ModelT = TypeVar("ModelT", bound=BaseModel)
+_SUBSCRIPTION_ID_META_KEY = "io.modelcontextprotocol/subscriptionId"
 WatchCallback: TypeAlias = Callable[[str], Awaitable[None]]
 
 _INPUT_REQUEST_MODELS: dict[str, type[mt.CreateMessageRequest | mt.ListRootsRequest | mt.ElicitRequest]] = {
@@ -221,6 +228,7 @@ class Server:
         self.prompts: dict[str, PromptDef] = {}
         self.completions: dict[tuple[str, str, str], CompletionHandler] = {}
         self._watchers: dict[str, set[WatchCallback]] = {}
+        self.state_key = secrets.token_bytes(32)  # signs the requestState of input-required rounds
         self._watch_listeners: list[Callable[[str, int], None]] = []
 
     # -- registration -------------------------------------------------------------------------
@@ -364,6 +372,26 @@ class Server:
         return None
 
 
+def seal_state(key: bytes, state: Mapping[str, Any]) -> str:
+    """``state`` (JSON) with its HMAC-SHA256 under ``key``, as one URL-safe token."""
+    body = base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":"), sort_keys=True).encode()).decode()
+    tag = hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+    return f"{body}.{tag}"
+
+
+def open_state(key: bytes, token: str) -> dict[str, Any] | None:
+    """The state in a :func:`seal_state` token, or None when it was altered or is not ours."""
+    body, _, tag = token.rpartition(".")
+    expected = hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+    if not body or not hmac.compare_digest(tag, expected):
+        return None
+    try:
+        state = json.loads(base64.urlsafe_b64decode(body.encode()))
+    except (ValueError, binascii.Error):
+        return None
+    return state if isinstance(state, dict) else None
+
+
 class RequestContext:
     """What a handler may do while serving one request.
 
@@ -387,6 +415,7 @@ class RequestContext:
         progress_token: mt.ProgressToken | None,
         log_level: str | None,
         input_responses: Mapping[str, Any] | None = None,
+        request_state: str | None = None,
     ) -> None:
         self.session = session
         self.server = session.server
@@ -397,6 +426,7 @@ class RequestContext:
         self.progress_token = progress_token
         self.log_level = log_level
         self.input_responses = dict(input_responses or {})
+        self.request_state = request_state
         self.cancelled = asyncio.Event()
         self._input_counter = itertools.count()
 
@@ -427,6 +457,42 @@ class RequestContext:
         until the client reconnects. Transports without streams ignore this.
         """
         self.session.close_stream(self.request_id)
+
+    # -- 2026-07-28 input-required rounds (SEP-2322) -------------------------------------------------
+
+    def input_request(self, method: str, params: dict[str, Any] | None = None) -> mt.InputRequest:
+        """An embedded request for an :class:`InputRequired` (``sampling/createMessage``, ``roots/list``, ...)."""
+        return _INPUT_REQUEST_MODELS[method].model_validate({"method": method, "params": params or {}})
+
+    def input_response(self, key: str, result_type: type[ModelT]) -> ModelT | None:
+        """The client's answer to input request ``key`` in this retry, or None when it sent none.
+
+        Raises:
+            RequestError: The answer is not a ``result_type`` (-32602).
+        """
+        if key not in self.input_responses:
+            return None
+        try:
+            return result_type.model_validate(self.input_responses[key])
+        except ValidationError:
+            raise RequestError(INVALID_PARAMS, f"malformed input response {key!r}") from None
+
+    def seal(self, state: Mapping[str, Any]) -> str:
+        """``state`` as an opaque ``requestState`` the client cannot alter unnoticed (HMAC-SHA256)."""
+        return seal_state(self.server.state_key, state)
+
+    def unseal(self) -> dict[str, Any] | None:
+        """The state this retry echoes (from :meth:`seal`), or None when it sent none.
+
+        Raises:
+            RequestError: The state was altered or is not ours (-32602).
+        """
+        if self.request_state is None:
+            return None
+        state = open_state(self.server.state_key, self.request_state)
+        if state is None:
+            raise RequestError(INVALID_PARAMS, "requestState failed its integrity check")
+        return state
 
     async def _ask(self, method: str, params: dict[str, Any], result_type: type[BaseModel]) -> Any:
         """Ask the client something: a JSON-RPC request (handshake) or an input request (modern)."""
@@ -666,6 +732,7 @@ class ServerSession:
             progress_token=route.progress_token,
             log_level=route.log_level,
             input_responses=route.input_responses,
+            request_state=route.request_state,
         )
         self._contexts[req.id] = ctx
         result: BaseModel
@@ -674,7 +741,7 @@ class ServerSession:
         except InputRequired as need:
             if route.era != "modern":
                 raise
-            result = mt.InputRequiredResult(input_requests=need.input_requests)
+            result = mt.InputRequiredResult(input_requests=need.input_requests, request_state=need.request_state)
         return finish_result(route, result, self.server.implementation())
 
     def _initialize(self, accepted: Initialize) -> dict[str, Any]:
@@ -813,11 +880,13 @@ class ServerSession:
             resources_list_changed=wanted.resources_list_changed,
             resource_subscriptions=wanted.resource_subscriptions,
         )
+        tag = {_SUBSCRIPTION_ID_META_KEY: ctx.request_id}  # every notification of the stream names it (SEP-2575)
         ack = mt.SubscriptionsAcknowledgedNotificationParams(notifications=honored)
-        await ctx.notify("notifications/subscriptions/acknowledged", ack.model_dump(by_alias=True, exclude_none=True))
+        params = ack.model_dump(by_alias=True, exclude_none=True)
+        await ctx.notify("notifications/subscriptions/acknowledged", {**params, "_meta": tag})
 
         async def updated(changed: str) -> None:
-            await ctx.notify("notifications/resources/updated", {"uri": changed})
+            await ctx.notify("notifications/resources/updated", {"uri": changed, "_meta": tag})
 
         unwatchers = [self.server.watch_resource(uri, updated) for uri in wanted.resource_subscriptions or []]
         try:

@@ -18,6 +18,7 @@ from typing import Any
 import mcp_types as mt
 
 from .core import RequestContext, Server, ToolReturn
+from .fixtures_modern import register_modern_fixtures
 
 __all__ = ["COUNTER_URI", "XSS_TEXT", "build_demo_server", "tiny_png", "tiny_wav"]
 
@@ -83,6 +84,7 @@ def build_demo_server(*, counter_interval: float = 1.0, step_delay: float = 0.05
     )
     _register_showcase(server, counter_interval, step_delay)
     _register_conformance(server, step_delay)
+    register_modern_fixtures(server)
     return server
 
 
@@ -410,16 +412,27 @@ def _register_conformance(server: Server, step_delay: float) -> None:
     @server.tool(
         "json_schema_2020_12_tool",
         description="Tool with JSON Schema 2020-12 features",
-        input_schema={
+        input_schema={  # SEP-1613 and SEP-2106: the vocabulary a server may use, kept byte for byte
             "$schema": "https://json-schema.org/draft/2020-12/schema",
             "type": "object",
             "$defs": {
                 "address": {
+                    "$anchor": "addressDef",
                     "type": "object",
                     "properties": {"street": {"type": "string"}, "city": {"type": "string"}},
                 }
             },
-            "properties": {"name": {"type": "string"}, "address": {"$ref": "#/$defs/address"}},
+            "properties": {
+                "name": {"type": "string"},
+                "address": {"$ref": "#/$defs/address"},
+                "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+                "phone": {"type": "string"},
+                "email": {"type": "string"},
+            },
+            "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+            "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+            "then": {"required": ["phone"]},
+            "else": {"required": ["email"]},
             "additionalProperties": False,
         },
     )

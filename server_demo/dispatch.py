@@ -110,6 +110,7 @@ class Call:
         progress_token: The request's progress token, if any.
         log_level: Which log messages the client wants.
         input_responses: A 2026-07-28 retry's answers to earlier input requests.
+        request_state: The opaque state a 2026-07-28 retry echoes from the previous round.
     """
 
     method: str
@@ -120,6 +121,19 @@ class Call:
     progress_token: mt.ProgressToken | None
     log_level: str | None
     input_responses: Mapping[str, Any] | None = None
+    request_state: str | None = None
+
+
+def _input_responses(params: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """A retry's ``inputResponses`` (an object of answers by key), or None."""
+    value = (params or {}).get("inputResponses")
+    return value if isinstance(value, Mapping) else None
+
+
+def _request_state(params: Mapping[str, Any] | None) -> str | None:
+    """A retry's echoed ``requestState`` (a string), or None."""
+    value = (params or {}).get("requestState")
+    return value if isinstance(value, str) else None
 
 
 Route: TypeAlias = Reply | Initialize | Call
@@ -145,7 +159,8 @@ def route_request(request: JSONRPCRequest, state: SessionState) -> Route:
             client_capabilities=envelope.client_capabilities,
             progress_token=meta.get("progressToken"),
             log_level=envelope.log_level,
-            input_responses=(params or {}).get("inputResponses"),
+            input_responses=_input_responses(params),
+            request_state=_request_state(params),
         )
     if request.method == "initialize":
         return _initialize(request, initialized=state.protocol_version is not None)

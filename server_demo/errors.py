@@ -41,8 +41,11 @@ class InputRequired(Exception):  # noqa: N818 - a control-flow signal, not an er
 
     Attributes:
         input_requests: Server-chosen keys mapped to the embedded requests.
+        request_state: Opaque state the client echoes in its retry (sign it: see
+            ``RequestContext.seal``), or ``None``.
     """
 
-    def __init__(self, input_requests: dict[str, InputRequest]) -> None:
+    def __init__(self, input_requests: dict[str, InputRequest], request_state: str | None = None) -> None:
         super().__init__(f"input required: {', '.join(input_requests)}")
         self.input_requests = input_requests
+        self.request_state = request_state

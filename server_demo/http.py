@@ -64,7 +64,7 @@ from .http_rules import (
     cors_headers,
     preflight_headers,
 )
-from .modern import check_routing_headers, is_modern_request, parse_envelope
+from .modern import check_param_headers, check_routing_headers, is_modern_request, parse_envelope
 from .sse import encode_event, encode_priming_event, parse_event_id
 
 __all__ = ["ERROR_STATUS", "HttpSession", "StreamableHttpEndpoint"]
@@ -651,7 +651,7 @@ class StreamableHttpEndpoint:
             await _send_plain(send, 202, b"", cors)
             return
         assert isinstance(message, JSONRPCRequest)
-        ladder = _modern_ladder(message, headers)
+        ladder = _modern_ladder(message, headers, self.server)
         if ladder is None and message.method == "subscriptions/listen":
             ladder = check_accept(headers.get("accept"), need_json=False, need_sse=True)
         if ladder is not None:
@@ -700,8 +700,8 @@ class StreamableHttpEndpoint:
             await core.close()
 
 
-def _modern_ladder(request: JSONRPCRequest, headers: Mapping[str, str]) -> Rejection | None:
-    """Envelope shape (-32602), then header consistency (-32020), then version (-32022)."""
+def _modern_ladder(request: JSONRPCRequest, headers: Mapping[str, str], server: Server) -> Rejection | None:
+    """Envelope shape (-32602), then header consistency (-32020, ``Mcp-Param-*`` too), then version (-32022)."""
     version_error: RequestError | None = None
     try:
         parse_envelope(request.params)
@@ -711,6 +711,9 @@ def _modern_ladder(request: JSONRPCRequest, headers: Mapping[str, str]) -> Rejec
         version_error = exc
     try:
         check_routing_headers(request.method, request.params, headers)
+        tool = server.tools.get(str((request.params or {}).get("name"))) if request.method == "tools/call" else None
+        if tool is not None:
+            check_param_headers(tool.input_schema, request.params, headers)
     except RequestError as exc:
         return _bad_request(exc)
     return _bad_request(version_error) if version_error is not None else None

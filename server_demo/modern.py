@@ -25,12 +25,19 @@ from mcp_types.jsonrpc import HEADER_MISMATCH, INVALID_PARAMS, UNSUPPORTED_PROTO
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
-from pyodide_transport.wire import NAME_PARAMS, SUPPORTED_PROTOCOL_VERSIONS, decode_header_value
+from pyodide_transport.wire import (
+    NAME_PARAMS,
+    SUPPORTED_PROTOCOL_VERSIONS,
+    decode_header_value,
+    param_header_form,
+    param_headers,
+)
 
 from .errors import RequestError
 
 __all__ = [
     "ModernEnvelope",
+    "check_param_headers",
     "check_routing_headers",
     "is_modern_request",
     "parse_envelope",
@@ -129,3 +136,32 @@ def check_routing_headers(method: str, params: Mapping[str, Any] | None, headers
         body_value = params.get(key)
         if body_value is not None and decode_header_value(headers.get("mcp-name")) != body_value:
             raise RequestError(HEADER_MISMATCH, f"Mcp-Name header does not match the body's {key!r}")
+
+
+def check_param_headers(
+    input_schema: Mapping[str, Any], params: Mapping[str, Any] | None, headers: Mapping[str, str]
+) -> None:
+    """Check the ``Mcp-Param-*`` headers of a ``tools/call`` against its arguments (SEP-2243).
+
+    Every argument the tool annotates with ``x-mcp-header`` that the body carries must arrive in its
+    header too, with the same value: as is, or wrapped as ``=?base64?...?=`` (strict Base64: bad
+    padding or characters are refused; a value missing either half of the wrapper is literal).
+
+    Raises:
+        RequestError: -32020 (header mismatch) on the first disagreement.
+    """
+    arguments = (params or {}).get("arguments")
+    if not isinstance(arguments, Mapping):
+        return
+    for argument, header in param_headers(dict(input_schema)).items():
+        if argument not in arguments:
+            continue
+        expected = param_header_form(arguments[argument])
+        got = headers.get(header.lower())
+        if got is None:
+            raise RequestError(HEADER_MISMATCH, f"{header} header is missing for argument {argument!r}")
+        decoded = decode_header_value(got)
+        if decoded is None:
+            raise RequestError(HEADER_MISMATCH, f"{header} header is not valid Base64")
+        if expected is not None and decoded != expected:
+            raise RequestError(HEADER_MISMATCH, f"{header} header does not match the argument {argument!r}")

@@ -53,5 +53,6 @@ def test_client_scenario(runtime: str, scenario: str, tmp_path: Path) -> None:
     [checks_file] = tmp_path.glob("*/checks.json")
     checks = json.loads(checks_file.read_text())
     verdicts = {c["id"]: c["status"] for c in checks if c["status"] != "INFO"}
-    assert verdicts == dict.fromkeys(SCENARIOS[scenario], "SUCCESS"), verdicts
+    assert SCENARIOS[scenario] <= set(verdicts), verdicts  # the scenario's own checks ran ...
+    assert set(verdicts.values()) == {"SUCCESS"}, verdicts  # ... and they pass, like any others (wire-schema-valid)
     assert "OVERALL: PASSED" in proc.stdout + proc.stderr

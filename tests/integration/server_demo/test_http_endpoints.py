@@ -473,8 +473,10 @@ async def test_modern_listen_streams_updates(client: httpx.AsyncClient, mode: st
         events = sse_events(stream).__aiter__()
         ack = (await events.__anext__()).json()
         assert ack["method"] == "notifications/subscriptions/acknowledged"
+        tag = {"io.modelcontextprotocol/subscriptionId": 9}  # the stream's notifications name it (SEP-2575)
+        assert ack["params"]["_meta"] == tag
         update = (await events.__anext__()).json()
-        assert update["params"] == {"uri": "demo://counter"}
+        assert update["params"] == {"uri": "demo://counter", "_meta": tag}
     only_json = await client.post(
         MODES[mode], json=body, headers=modern_headers("subscriptions/listen", accept="application/json")
     )

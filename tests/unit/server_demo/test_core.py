@@ -291,5 +291,6 @@ async def test_modern_listen_acknowledges_and_streams_updates(client: MemoryClie
     assert ack.params is not None
     assert ack.params["notifications"]["resourceSubscriptions"] == [COUNTER_URI]
     update = await client.next_notification("notifications/resources/updated")
-    assert update.params == {"uri": COUNTER_URI}
+    # every notification of the stream names it (SEP-2575): the listen request's id
+    assert update.params == {"uri": COUNTER_URI, "_meta": {"io.modelcontextprotocol/subscriptionId": "listen"}}
     await client.send(make_notification("notifications/cancelled", {"requestId": "listen"}))

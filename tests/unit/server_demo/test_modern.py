@@ -9,7 +9,13 @@ from core_client import MODERN, modern_meta
 
 from pyodide_transport.wire import SUPPORTED_PROTOCOL_VERSIONS, encode_header_value
 from server_demo.errors import RequestError
-from server_demo.modern import check_routing_headers, is_modern_request, parse_envelope, unsupported_version_error
+from server_demo.modern import (
+    check_param_headers,
+    check_routing_headers,
+    is_modern_request,
+    parse_envelope,
+    unsupported_version_error,
+)
 
 MISMATCH = -32020
 
@@ -71,3 +77,42 @@ def test_envelope_parsing_and_the_unsupported_version_error() -> None:
     assert unsupported_version_error("x").data["supported"] == list(SUPPORTED_PROTOCOL_VERSIONS)
     with pytest.raises(RequestError, match="lacks"):
         parse_envelope({"_meta": {"io.modelcontextprotocol/protocolVersion": MODERN}})
+
+
+PARAM_SCHEMA = {
+    "properties": {
+        "region": {"type": "string", "x-mcp-header": "Region"},
+        "n": {"type": "integer", "x-mcp-header": "N"},
+    }
+}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "sent"),
+    [
+        ({"region": "us-west1"}, {"mcp-param-region": "us-west1"}),
+        ({"region": "Hello"}, {"mcp-param-region": "=?base64?SGVsbG8=?="}),
+        ({"region": "=?base64?SGVsbG8="}, {"mcp-param-region": "=?base64?SGVsbG8="}),  # half a wrapper: literal
+        ({"region": "a", "n": 42}, {"mcp-param-region": "a", "mcp-param-n": "42"}),
+        ({}, {}),  # nothing in the body, nothing to mirror
+    ],
+)
+def test_param_headers_that_agree_are_accepted(arguments: dict[str, Any], sent: dict[str, str]) -> None:
+    check_param_headers(PARAM_SCHEMA, {"name": "t", "arguments": arguments}, sent)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "sent", "why"),
+    [
+        ({"region": "Hello"}, {}, "missing"),
+        ({"region": "Hello"}, {"mcp-param-region": "=?base64?SGVsbG8?="}, "not valid Base64"),  # bad padding
+        ({"region": "Hello"}, {"mcp-param-region": "=?base64?SGVs!!!bG8=?="}, "not valid Base64"),
+        ({"region": "Hello"}, {"mcp-param-region": "Bye"}, "does not match"),
+    ],
+)
+def test_param_headers_that_disagree_are_a_header_mismatch(
+    arguments: dict[str, Any], sent: dict[str, str], why: str
+) -> None:
+    with pytest.raises(RequestError, match=why) as info:
+        check_param_headers(PARAM_SCHEMA, {"name": "t", "arguments": arguments}, sent)
+    assert info.value.code == MISMATCH
