@@ -31,6 +31,7 @@ from pydantic import BaseModel
 
 from .errors import RemoteProtocolError
 from .session import Era, dump
+from .wire import tool_header_problem
 
 __all__ = ["UNSET", "MCPMethods", "Params", "ProgressCallback", "Timeout", "Unset"]
 
@@ -203,7 +204,7 @@ class MCPMethods:
         seen: set[str] = set()
         while True:
             page = await self.request(method, {"cursor": cursor} if cursor is not None else None, page_type)
-            yield page
+            yield self._usable(page)
             cursor = page.next_cursor
             if cursor is None:
                 return
@@ -215,7 +216,8 @@ class MCPMethods:
         self, method: str, page_type: type[_PageT], field: str, cursor: str | None, paginate: bool
     ) -> _PageT:
         if not paginate:
-            return await self.request(method, {"cursor": cursor} if cursor is not None else None, page_type)
+            page = await self.request(method, {"cursor": cursor} if cursor is not None else None, page_type)
+            return self._usable(page)
         items: list[Any] = []
         last: _PageT | None = None
         async for page in self._pages(method, page_type, cursor):
@@ -223,6 +225,22 @@ class MCPMethods:
             last = page
         assert last is not None
         return last.model_copy(update={field: items, "next_cursor": None})
+
+    def _usable(self, page: _PageT) -> _PageT:
+        """A ``tools/list`` page without the tools a client must not use: invalid ``x-mcp-header`` (SEP-2243)."""
+        if not isinstance(page, ListToolsResult):
+            return page
+        kept = []
+        for tool in page.tools:
+            problem = tool_header_problem(tool.input_schema)
+            if problem is None:
+                kept.append(tool)
+            else:
+                self._report(RemoteProtocolError(f"tool {tool.name!r} left out: {problem}"))
+        return page if len(kept) == len(page.tools) else page.model_copy(update={"tools": kept})
+
+    def _report(self, exc: Exception) -> None:
+        """Tell the user about a problem that belongs to no request (the session shell reports it)."""
 
     async def call_tool(
         self,

@@ -359,49 +359,114 @@ async def transport_checks(url: str) -> list[dict[str, str]]:
     return [asdict(c) for c in out]
 
 
-async def conformance_scenario(name: str, url: str) -> None:
+async def conformance_scenario(
+    name: str, url: str, protocol_version: str | None = None, context: dict[str, Any] | None = None
+) -> None:
     """Act as the client under test for one scenario of the official conformance suite.
+
+    Args:
+        name: The scenario (``MCP_CONFORMANCE_SCENARIO``).
+        url: The scenario's mock server.
+        protocol_version: The revision the suite runs at (``MCP_CONFORMANCE_PROTOCOL_VERSION``); a
+            2026-07-28 run pins it, a handshake-era run lets the client negotiate.
+        context: The scenario's ``MCP_CONFORMANCE_CONTEXT`` (e.g. the tool calls to make).
 
     Raises:
         TransportError: The scenario's traffic failed.
         ValueError: An unknown scenario.
     """
-    from mcp_types import ElicitRequestFormParams, ElicitRequestURLParams, ElicitResult
+    from mcp_types import (
+        CreateMessageRequestParams,
+        CreateMessageResult,
+        ElicitRequestFormParams,
+        ElicitRequestURLParams,
+        ElicitResult,
+        ListRootsResult,
+        TextContent,
+    )
 
     from . import connect
 
-    async def accept_defaults(params: ElicitRequestFormParams | ElicitRequestURLParams) -> ElicitResult:
+    client: Any = None
+    unrelated: list[Any] = []
+
+    async def answer_form(params: ElicitRequestFormParams | ElicitRequestURLParams) -> ElicitResult:
         schema = params.requested_schema if isinstance(params, ElicitRequestFormParams) else {}
         properties = schema.get("properties") if isinstance(schema, dict) else None
         content: dict[str, Any] = {}
         for key, prop in (properties or {}).items():
             if isinstance(prop, dict) and prop.get("default") is not None:
                 content[key] = prop["default"]
+            elif isinstance(prop, dict) and prop.get("type") == "boolean":
+                content[key] = True
+        if name == "sep-2322-client-request-state" and not unrelated:  # another call between the rounds
+            unrelated.append(await client.call_tool("test_mrtr_unrelated", {}))
         return ElicitResult(action="accept", content=content)
 
-    client = await connect(url, elicitation_handler=accept_defaults, request_timeout=25.0, **_host_options())
+    async def sample(params: CreateMessageRequestParams) -> CreateMessageResult:
+        return CreateMessageResult(role="assistant", content=TextContent(text="ok"), model="conformance-client")
+
+    async def roots() -> ListRootsResult:
+        return ListRootsResult(roots=[])
+
+    modern = protocol_version is not None and protocol_version >= "2026"
+    client = await connect(
+        url,
+        protocol_version=protocol_version if modern else None,
+        elicitation_handler=answer_form,
+        sampling_handler=sample,
+        roots_handler=roots,
+        request_timeout=25.0,
+        **_host_options(),
+    )
     try:
-        if name == "initialize":
-            await client.list_tools()
-        elif name == "tools_call":
-            tools = await client.list_tools()
-            assert any(t.name == "add_numbers" for t in tools.tools)
-            result = await client.call_tool("add_numbers", {"a": 5, "b": 3})
-            if result.is_error:
-                raise RuntimeError(f"add_numbers failed: {result.content}")
-        elif name == "elicitation-sep1034-client-defaults":
-            result = await client.call_tool("test_client_elicitation_defaults", {})
-            if result.is_error:
-                raise RuntimeError(f"elicitation tool failed: {result.content}")
-        elif name == "sse-retry":
-            await client.list_tools()
-            result = await client.call_tool("test_reconnection", {})
-            if result.is_error:
-                raise RuntimeError(f"test_reconnection failed: {result.content}")
-        else:
-            raise ValueError(f"unknown conformance scenario {name!r}")
+        await _drive_scenario(client, name, context or {})
     finally:
         await client.close()
+
+
+async def _drive_scenario(client: Any, name: str, context: dict[str, Any]) -> None:
+    """The calls each conformance scenario expects of a client (see each scenario's description)."""
+
+    async def ok(tool: str, arguments: dict[str, Any] | None = None) -> None:
+        result = await client.call_tool(tool, arguments or {})
+        if result.is_error:
+            raise RuntimeError(f"{tool} failed: {result.content}")
+
+    if name in ("initialize", "request-metadata", "json-schema-ref-no-deref"):
+        await client.list_tools()
+    elif name == "tools_call":
+        tools = await client.list_tools()
+        assert any(t.name == "add_numbers" for t in tools.tools)
+        await ok("add_numbers", {"a": 5, "b": 3})
+    elif name == "elicitation-sep1034-client-defaults":
+        await ok("test_client_elicitation_defaults")
+    elif name == "sse-retry":
+        await client.list_tools()
+        await ok("test_reconnection")
+    elif name == "sep-2322-client-request-state":
+        for tool in ("test_mrtr_echo_state", "test_mrtr_no_state", "test_mrtr_no_result_type"):
+            await ok(tool)
+    elif name == "http-standard-headers":
+        tools = (await client.list_tools()).tools
+        if tools:
+            await client.call_tool(tools[0].name, {})
+        resources = (await client.list_resources()).resources
+        if resources:
+            await client.read_resource(str(resources[0].uri))
+        prompts = (await client.list_prompts()).prompts
+        if prompts:
+            await client.get_prompt(prompts[0].name)
+    elif name == "http-custom-headers":
+        await client.list_tools()  # the transport learns which arguments go into Mcp-Param-* headers
+        for call in context.get("toolCalls", []):
+            await ok(call["name"], call.get("arguments") or {})
+    elif name == "http-invalid-tool-headers":
+        for tool in (await client.list_tools()).tools:  # the invalid ones are left out already
+            arguments = {key: "x" for key in (tool.input_schema.get("required") or [])}
+            await ok(tool.name, arguments)
+    else:
+        raise ValueError(f"unknown conformance scenario {name!r}")
 
 
 # --- Pyodide in Node ------------------------------------------------------------------------------
@@ -600,13 +665,17 @@ def run_transport_checks(url: str, pyodide: Path | None = None) -> list[Check]:
 
 
 def _conformance(url: str, scenario: str, pyodide: Path | None) -> int:
+    version = os.environ.get("MCP_CONFORMANCE_PROTOCOL_VERSION")
+    context = json.loads(os.environ.get("MCP_CONFORMANCE_CONTEXT") or "{}")
     try:
         if pyodide is None:
-            asyncio.run(asyncio.wait_for(conformance_scenario(scenario, url), _CONFORMANCE_TIMEOUT))
+            run = conformance_scenario(scenario, url, version, context)
+            asyncio.run(asyncio.wait_for(run, _CONFORMANCE_TIMEOUT))
         else:
+            arguments = f"{scenario!r}, {url!r}, {version!r}, json.loads({json.dumps(context)!r})"
             code = (
-                "from pyodide_transport.check import conformance_scenario\n"
-                f"await conformance_scenario({scenario!r}, {url!r})\n'ok'"
+                "import json\nfrom pyodide_transport.check import conformance_scenario\n"
+                f"await conformance_scenario({arguments})\n'ok'"
             )
             run_in_pyodide(code, pyodide, timeout=_CONFORMANCE_TIMEOUT)
     except Exception as exc:  # any failure of the client under test is a failed scenario

@@ -764,15 +764,17 @@ class Negotiation:
 
     def _classify(self, error: TransportError) -> Outcome:
         """Which row of :data:`NEGOTIATION` a failed ``server/discover`` falls under."""
+        if isinstance(error, UnsupportedProtocolVersionError):
+            wanted = (self.pinned,) if self.pinned is not None else MODERN_PROTOCOL_VERSIONS
+            mutual = [v for v in wanted if v in (_supported_versions(error.data) or ())]
+            if mutual and not self._retried:  # once, even with the version just refused (SEP-2575)
+                self._probed = mutual[-1]
+                self._retried = True
+                return "retry other version"
         if self.pinned is not None:
             return "refused"
         if isinstance(error, UnsupportedProtocolVersionError):
             supported = _supported_versions(error.data)
-            mutual = [v for v in MODERN_PROTOCOL_VERSIONS if v in (supported or ())]
-            if mutual and not self._retried and mutual[-1] != self._probed:
-                self._probed = mutual[-1]
-                self._retried = True
-                return "retry other version"
             if supported is not None and not any(v in HANDSHAKE_PROTOCOL_VERSIONS for v in supported):
                 return "speaks nothing we do"
             return "not modern"

@@ -49,7 +49,9 @@ Policy (the connection's, not the adapter's):
   ``Last-Event-ID`` (the stream's newest id, kept across every reconnect) after the server's
   ``retry`` or the backoff.
 * **2026-07-28**, chosen per message by ``params._meta["io.modelcontextprotocol/protocolVersion"]``:
-  every POST carries ``MCP-Protocol-Version``, ``Mcp-Method`` (and ``Mcp-Name``); there is no
+  every POST carries ``MCP-Protocol-Version``, ``Mcp-Method`` (and ``Mcp-Name``), and a ``tools/call``
+  the ``Mcp-Param-*`` headers its tool's ``x-mcp-header`` arguments ask for (SEP-2243: learnt from the
+  ``tools/list`` results that pass through; values Base64-wrapped when not plain ASCII); there is no
   session, GET stream, DELETE or resumption; cancelling a request aborts its exchange; a
   ``server/discover`` refused with 400/404/405 and no modern error code fails with
   :class:`LegacyServerError` (the server predates 2026-07-28: fall back to ``initialize``).
@@ -99,6 +101,9 @@ from .wire import (
     PROTOCOL_HEADERS,
     encode_header_value,
     header_safe,
+    param_header_form,
+    param_headers,
+    tool_header_problem,
 )
 
 __all__ = [
@@ -358,6 +363,7 @@ class StreamableHTTPClient:
         self._get_state: GetStreamState = "none"
         self._get_exchange: Exchange | None = None
         self._aborted: list[Exchange] = []
+        self._tool_headers: dict[str, dict[str, str]] = {}  # tool -> {argument: Mcp-Param-* header}
 
     # -- verbs ------------------------------------------------------------------------------------
 
@@ -403,6 +409,8 @@ class StreamableHTTPClient:
             name = params.get(NAME_PARAMS[method])
             if isinstance(name, str):
                 headers["Mcp-Name"] = encode_header_value(name)
+                if method == "tools/call":
+                    headers.update(self._param_headers(name, params.get("arguments")))
         headers["Content-Type"] = "application/json"
         request = HTTPRequest("POST", self.url, headers, encode_message(message).encode())
         pending: tuple[RequestId, ...] = (message.id,) if isinstance(message, JSONRPCRequest) else ()
@@ -448,6 +456,17 @@ class StreamableHTTPClient:
     def exchange_for(self, request_id: RequestId) -> Exchange | None:
         """The exchange that currently carries the response of ``request_id``, if any."""
         return self._in_flight.get(request_id)
+
+    def _param_headers(self, tool: str, arguments: object) -> dict[str, str]:
+        """The ``Mcp-Param-*`` headers mirroring a call's annotated arguments (SEP-2243; null ones omitted)."""
+        headers: dict[str, str] = {}
+        mirrored = self._tool_headers.get(tool)
+        if mirrored and isinstance(arguments, dict):
+            for argument, header in mirrored.items():
+                value = param_header_form(arguments.get(argument))
+                if value is not None:
+                    headers[header] = encode_header_value(value)
+        return headers
 
     def take_aborted(self) -> list[Exchange]:
         """Exchanges the core gave up on since the last call (the adapter stops their fetches)."""
@@ -496,6 +515,14 @@ class StreamableHTTPClient:
                 self._get_go("initialized accepted")
             else:
                 self._get_go("message accepted")
+
+    def _on_tools_listed(self, result: Mapping[str, Any]) -> None:
+        """A ``tools/list`` page arrived: remember which arguments of its tools go into headers."""
+        for tool in result.get("tools") or ():
+            if isinstance(tool, dict) and isinstance(name := tool.get("name"), str):
+                schema = tool.get("inputSchema")
+                valid = tool_header_problem(schema) is None
+                self._tool_headers[name] = param_headers(schema) if valid else {}
 
     def _on_event_id(self, last_event_id: str) -> None:
         self.stats["last_event_id"] = last_event_id
@@ -801,6 +828,8 @@ class Exchange:
         if isinstance(message, JSONRPCResponse | JSONRPCError) and message.id is not None:
             ours = client.exchange_for(message.id) is self
             client._on_settled(message.id)  # answered here, or on another stream: that one waits no more
+            if ours and self.method == "tools/list" and isinstance(message, JSONRPCResponse):
+                client._on_tools_listed(message.result)
             if (
                 ours
                 and self.method == "initialize"

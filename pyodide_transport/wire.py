@@ -40,6 +40,7 @@ __all__ = [
     "header_safe",
     "param_header_form",
     "param_headers",
+    "tool_header_problem",
     "validation_message",
 ]
 
@@ -126,19 +127,43 @@ PARAM_HEADER_PREFIX: Final = "Mcp-Param-"
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
+_HEADER_TYPES = frozenset({"string", "integer", "boolean"})
+
+
+def tool_header_problem(input_schema: object) -> str | None:
+    """Why a tool's ``x-mcp-header`` annotations are invalid (SEP-2243), or None when they are fine.
+
+    An annotation names a header: a non-empty HTTP token (no spaces, colons, control or non-ASCII
+    characters), unique among the tool's annotations regardless of case, on a top-level property of
+    type string, integer or boolean. A client must not use a tool that breaks these rules.
+    """
+    properties = input_schema.get("properties") if isinstance(input_schema, dict) else None
+    seen: set[str] = set()
+    for argument, spec in (properties or {}).items() if isinstance(properties, dict) else ():
+        if not isinstance(spec, dict) or "x-mcp-header" not in spec:
+            continue
+        name = spec["x-mcp-header"]
+        if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            return f"argument {argument!r}: x-mcp-header {name!r} is not a valid header name"
+        if name.lower() in seen:
+            return f"argument {argument!r}: x-mcp-header {name!r} is declared twice"
+        seen.add(name.lower())
+        if spec.get("type") not in _HEADER_TYPES:
+            return f"argument {argument!r}: x-mcp-header needs a string, integer or boolean, not {spec.get('type')!r}"
+    return None
+
+
 def param_headers(input_schema: object) -> dict[str, str]:
     """The tool arguments a 2026-07-28 request mirrors into headers: ``{argument: header name}`` (SEP-2243).
 
-    A top-level property annotated ``"x-mcp-header": "Name"`` is sent as ``Mcp-Param-Name`` too. An
-    annotation that cannot name a header (not an HTTP token, or used twice) is ignored.
+    A top-level property annotated ``"x-mcp-header": "Name"`` is sent as ``Mcp-Param-Name`` too. Check
+    the tool with :func:`tool_header_problem` first: invalid annotations are skipped here.
     """
     properties = input_schema.get("properties") if isinstance(input_schema, dict) else None
     found: dict[str, str] = {}
-    seen: set[str] = set()
-    for argument, spec in (properties or {}).items():
+    for argument, spec in (properties or {}).items() if isinstance(properties, dict) else ():
         name = spec.get("x-mcp-header") if isinstance(spec, dict) else None
-        if isinstance(name, str) and _TOKEN.fullmatch(name) and name.lower() not in seen:
-            seen.add(name.lower())
+        if isinstance(name, str) and _TOKEN.fullmatch(name):
             found[argument] = f"{PARAM_HEADER_PREFIX}{name}"
     return found
 

@@ -449,6 +449,22 @@ async def scenario_methods_modern_era() -> None:
     assert listens[-1].id in cancelled
 
 
+async def scenario_tools_with_invalid_param_headers_are_left_out() -> None:
+    """SEP-2243: a tool whose x-mcp-header annotations are invalid is not offered; the others are."""
+    async with rig(MODERN, connect=False) as r:
+
+        async def listing(ctx: Ctx) -> Any:
+            bad = {"properties": {"data": {"type": "object", "x-mcp-header": "Data"}}}
+            good = {"type": "object", "properties": {"region": {"type": "string", "x-mcp-header": "Region"}}}
+            return {"tools": [{"name": "bad", "inputSchema": bad}, {"name": "good", "inputSchema": good}]}
+
+        r.peer.handlers["tools/list"] = listing
+        await r.client.connect()
+        assert [t.name for t in (await r.client.list_tools()).tools] == ["good"]
+        assert [t.name async for t in r.client.iter_tools()] == ["good"]
+        assert any("'bad' left out" in str(e) for e in r.errors)
+
+
 async def scenario_pagination_loop_is_detected() -> None:
     async with rig(HANDSHAKE, connect=False) as r:
 

@@ -889,6 +889,14 @@ def test_unsupported_version_retries_with_a_mutual_modern_version() -> None:
     assert isinstance(step, Modern) and step.version == MODERN
 
 
+def test_a_refusal_naming_the_version_just_sent_is_retried_once() -> None:
+    """SEP-2575: a client retries with a version the server says it supports, even the one it sent."""
+    negotiation = Negotiation()
+    assert negotiation.discover_failed(unsupported([MODERN])) == Discover(MODERN)
+    with pytest.raises(UnsupportedProtocolVersionError):
+        negotiation.discover_failed(unsupported([MODERN]))
+
+
 @pytest.mark.usefixtures("two_modern_versions")
 def test_unsupported_version_retries_only_once() -> None:
     negotiation = Negotiation()
@@ -949,6 +957,13 @@ def test_pinned_modern_never_falls_back(error: TransportError) -> None:
     with pytest.raises(TransportError) as raised:
         negotiation.discover_failed(error)
     assert raised.value is error
+
+
+def test_pinned_modern_is_retried_once_when_the_refusal_lists_it() -> None:
+    negotiation = Negotiation(MODERN)
+    assert negotiation.discover_failed(unsupported([MODERN])) == Discover(MODERN)
+    with pytest.raises(UnsupportedProtocolVersionError):
+        negotiation.discover_failed(unsupported([MODERN]))
 
 
 def test_pinned_modern_invalid_discover_result() -> None:
@@ -1094,3 +1109,31 @@ def test_negotiation_row(row: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     negotiation = NEGOTIATION_ROWS[row](monkeypatch)
     assert table.seen[-1] == row
     assert negotiation.phase == NEGOTIATION[row]
+
+
+@pytest.mark.parametrize(
+    ("schema", "problem"),
+    [
+        ({"properties": {"a": {"type": "string", "x-mcp-header": "Region"}}}, None),
+        ({"properties": {"a": {"type": "string"}}}, None),
+        ({"properties": {"a": {"type": "string", "x-mcp-header": ""}}}, "not a valid header name"),
+        ({"properties": {"a": {"type": "string", "x-mcp-header": "Re gion"}}}, "not a valid header name"),
+        ({"properties": {"a": {"type": "string", "x-mcp-header": "Ré"}}}, "not a valid header name"),
+        ({"properties": {"a": {"type": "object", "x-mcp-header": "A"}}}, "string, integer or boolean"),
+        ({"properties": {"a": {"type": "number", "x-mcp-header": "A"}}}, "string, integer or boolean"),
+        (
+            {
+                "properties": {
+                    "a": {"type": "string", "x-mcp-header": "My"},
+                    "b": {"type": "string", "x-mcp-header": "my"},
+                }
+            },
+            "declared twice",
+        ),
+    ],
+)
+def test_tool_header_problems(schema: dict[str, Any], problem: str | None) -> None:
+    from pyodide_transport.wire import tool_header_problem
+
+    found = tool_header_problem(schema)
+    assert (found is None) if problem is None else (problem in (found or ""))

@@ -963,3 +963,50 @@ def test_thin_adapter_resumes_until_the_response() -> None:
     assert made == ["POST -", "GET a", "GET a"]
     assert received(events) == [make_response(2, {"content": []})]
     assert client.exchange_for(2) is None
+
+
+# --- 2026-07-28: Mcp-Param-* headers (SEP-2243) ------------------------------------------------------
+
+PARAM_TOOLS = {
+    "tools": [
+        {
+            "name": "regional",
+            "inputSchema": {
+                "type": "object",
+                "properties": {
+                    "region": {"type": "string", "x-mcp-header": "Region"},
+                    "n": {"type": "integer", "x-mcp-header": "N"},
+                    "flag": {"type": "boolean", "x-mcp-header": "Flag"},
+                    "plain": {"type": "string"},
+                },
+            },
+        },
+        {"name": "broken", "inputSchema": {"properties": {"x": {"type": "object", "x-mcp-header": "X"}}}},
+    ]
+}
+
+
+def listed_client() -> StreamableHTTPClient:
+    client = new_client()
+    listing = post(client, modern_request(1, "tools/list"))
+    respond(listing, 200, JSON, encode_message(make_response(1, PARAM_TOOLS)).encode())
+    return client
+
+
+def test_tool_calls_mirror_annotated_arguments_into_param_headers() -> None:
+    client = listed_client()
+    arguments = {"region": "Hello, 世界", "n": 42, "flag": False, "plain": "not mirrored"}
+    headers = post(
+        client, modern_request(2, "tools/call", {"name": "regional", "arguments": arguments})
+    ).request.headers
+    assert headers["Mcp-Param-Region"] == encode_header_value("Hello, 世界")
+    assert headers["Mcp-Param-N"] == "42" and headers["Mcp-Param-Flag"] == "false"
+    assert not any(name.startswith("Mcp-Param-Plain") for name in headers)
+
+
+def test_null_arguments_and_invalid_tools_send_no_param_headers() -> None:
+    client = listed_client()
+    nulls = post(client, modern_request(2, "tools/call", {"name": "regional", "arguments": {"region": None}}))
+    broken = post(client, modern_request(3, "tools/call", {"name": "broken", "arguments": {"x": {}}}))
+    for exchange in (nulls, broken):
+        assert not any(name.startswith("Mcp-Param-") for name in exchange.request.headers)
