@@ -26,6 +26,7 @@ from mcp_types import (
     ResourceTemplate,
     ResourceTemplateReference,
     Tool,
+    ToolAnnotations,
 )
 from pydantic import BaseModel
 
@@ -68,6 +69,9 @@ def params_dict(params: Params) -> dict[str, Any]:
 
 class MCPMethods:
     """One typed method per MCP request; subclasses provide ``request`` and ``era``."""
+
+    _tool_hints: dict[str, ToolAnnotations | None]
+    """The annotations of the tools last listed, by name (the subclass makes the dict)."""
 
     @property
     def era(self) -> Era | None:
@@ -235,6 +239,7 @@ class MCPMethods:
             problem = tool_header_problem(tool.input_schema)
             if problem is None:
                 kept.append(tool)
+                self._tool_hints[tool.name] = tool.annotations  # which tools are safe to call again
             else:
                 self._report(RemoteProtocolError(f"tool {tool.name!r} left out: {problem}"))
         return page if len(kept) == len(page.tools) else page.model_copy(update={"tools": kept})

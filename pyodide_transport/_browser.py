@@ -390,9 +390,17 @@ def _describe(exc: JsException | _Rejected) -> str:
     return text
 
 
-def translate_fetch_error(url: str, exc: JsException | _Rejected) -> NetworkError:
-    """Turn a rejected ``fetch`` into the error a caller can act on."""
+def translate_fetch_error(
+    url: str, exc: JsException | _Rejected, headers: Mapping[str, str] | None = None
+) -> NetworkError:
+    """Turn a rejected ``fetch`` into the error a caller can act on (naming the ``Mcp-Param-*`` headers sent)."""
     detail = _describe(exc)
+    params = sorted(name for name in headers or () if name.lower().startswith("mcp-param-"))
+    if params:
+        detail += (
+            f"; the request carried {', '.join(params)} (SEP-2243), which the server's CORS preflight "
+            "must allow too (Access-Control-Allow-Headers)"
+        )
     origin = page_origin()
     if origin is None:
         return NetworkError(
@@ -496,7 +504,7 @@ class BrowserHTTPClient:
             controller.abort()
             raise
         except (JsException, _Rejected) as exc:
-            raise translate_fetch_error(url, exc) from None
+            raise translate_fetch_error(url, exc, headers) from None
         status, header_text, response, whole_body = settled.to_py(depth=1)
         return BrowserResponse(url, int(status), str(header_text), response, controller, whole_body)
 

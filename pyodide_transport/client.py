@@ -101,6 +101,7 @@ from .session import (
     input_round,
     listen_filter,
     parse_result,
+    reissuable,
 )
 from .transport import Transport
 from .wire import validation_message
@@ -249,6 +250,7 @@ class Client(MCPMethods):
         self._background: set[asyncio.Task[None]] = set()
         self._listen_task: asyncio.Task[None] | None = None
         self._watchdog = Watchdog(self._on_watchdog)  # one timer for every pending request's timeout
+        self._tool_hints = {}
 
     # ------------------------------------------------------------------ state
 
@@ -497,7 +499,7 @@ class Client(MCPMethods):
         """:meth:`request`: send, answer input-required results (modern era) until complete, parse."""
         self._check_usable()
         base = params_dict(params)
-        raw = await self._request_raw(
+        raw = await self._reissuing(
             method, base, progress=progress, timeout=timeout, max_total_timeout=max_total_timeout
         )
         rounds = 0
@@ -515,13 +517,43 @@ class Client(MCPMethods):
                 delay = min(delay * 2, _STATE_ONLY_DELAY[1])
             if interim.request_state is not None:
                 retry["requestState"] = interim.request_state
-            raw = await self._request_raw(
+            raw = await self._reissuing(
                 method, retry, progress=progress, timeout=timeout, max_total_timeout=max_total_timeout
             )
         if result_type is None:
             return raw
         parsed: ResultT = parse_result(result_type, raw, method)
         return parsed
+
+    async def _reissuing(
+        self,
+        method: str,
+        params: dict[str, Any],
+        *,
+        progress: ProgressCallback | None,
+        timeout: Timeout,  # noqa: ASYNC109 (per-request timeout that progress resets)
+        max_total_timeout: Timeout,
+    ) -> dict[str, Any]:
+        """One request; in the 2026-07-28 era, sent once more (new id) if its answer was lost and it is safe.
+
+        A 2026-07-28 stream cannot be resumed, so a broken one loses its request. What cannot change
+        anything (see :func:`~pyodide_transport.session.reissuable`) is sent again, once; anything
+        else fails with an error that says it may or may not have run.
+        """
+        options: dict[str, Any] = {"progress": progress, "timeout": timeout, "max_total_timeout": max_total_timeout}
+        try:
+            return await self._request_raw(method, params, **options)
+        except ConnectionClosedError as exc:
+            if not exc.request_ids or self._core.era != "modern" or self._lost is not None:
+                raise
+            if not reissuable(method, params, self._tool_hints):
+                raise ConnectionClosedError(
+                    f"{exc}; {method} may or may not have run, and was not sent again (it could change something)",
+                    code=exc.code,
+                    reason=exc.reason,
+                ) from exc
+            logger.info("%s lost with its stream (%s); sending it again", method, exc)
+        return await self._request_raw(method, params, **options)  # once: a second loss propagates
 
     async def notify(self, method: str, params: Params = None) -> None:
         """Send a notification to the server."""

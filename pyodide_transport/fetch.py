@@ -123,6 +123,10 @@ class FetchTransport:
         """The protocol version in use on the wire, or ``None`` before one is known."""
         return self._core.protocol_version or self._core.modern_version
 
+    def param_headers(self, message: TransportMessage) -> dict[str, str]:
+        """The ``Mcp-Param-*`` headers sending ``message`` adds (tool arguments marked ``x-mcp-header``)."""
+        return self._core.param_headers_for(message)
+
     def is_connected(self) -> bool:
         """Whether messages can be sent (HTTP is connectionless: until ``close``)."""
         return not self._closed

@@ -51,6 +51,7 @@ from mcp_types import (
     InitializeResult,
     InputRequiredResult,
     LoggingMessageNotificationParams,
+    ToolAnnotations,
     UnsupportedProtocolVersionErrorData,
 )
 from mcp_types.jsonrpc import UNSUPPORTED_PROTOCOL_VERSION, JSONRPCError, JSONRPCNotification, JSONRPCRequest
@@ -107,6 +108,7 @@ __all__ = [
     "input_round",
     "listen_filter",
     "parse_result",
+    "reissuable",
 ]
 
 Era: TypeAlias = Literal["modern", "handshake"]
@@ -824,6 +826,35 @@ def input_round(method: str, raw: Mapping[str, Any], rounds: int) -> InputRequir
         raise RemoteProtocolError(f"{method}: server asked for input more than {MAX_INPUT_ROUNDS} times")
     result: InputRequiredResult = parse_result(InputRequiredResult, raw, method)
     return result
+
+
+REISSUABLE_METHODS: Final = frozenset(
+    {
+        "server/discover",
+        "tools/list",
+        "resources/list",
+        "resources/templates/list",
+        "resources/read",
+        "prompts/list",
+        "prompts/get",
+        "completion/complete",
+    }
+)
+"""Requests that cannot change anything on the server: safe to send again when their answer was lost."""
+
+
+def reissuable(method: str, params: Mapping[str, Any], tool_hints: Mapping[str, ToolAnnotations | None]) -> bool:
+    """Whether a request whose answer was lost (2026-07-28 cannot resume a stream) may be sent again.
+
+    Reads are; so is a ``tools/call`` of a tool the server annotated ``readOnlyHint`` or
+    ``idempotentHint`` (from its last ``tools/list``). Nothing else is: it may have run.
+    """
+    if method in REISSUABLE_METHODS:
+        return True
+    if method != "tools/call":
+        return False
+    hints = tool_hints.get(params.get("name"))  # type: ignore[arg-type]
+    return hints is not None and bool(hints.read_only_hint or hints.idempotent_hint)
 
 
 def listen_filter(

@@ -457,6 +457,15 @@ class StreamableHTTPClient:
         """The exchange that currently carries the response of ``request_id``, if any."""
         return self._in_flight.get(request_id)
 
+    def param_headers_for(self, message: TransportMessage) -> dict[str, str]:
+        """The ``Mcp-Param-*`` headers :meth:`send` would add to ``message`` (SEP-2243), for diagnostics."""
+        if not isinstance(message, JSONRPCRequest) or message.method != "tools/call" or not message.params:
+            return {}
+        if _modern_version(message) is None and not (self.modern_version and not self.protocol_version):
+            return {}
+        name = message.params.get("name")
+        return self._param_headers(name, message.params.get("arguments")) if isinstance(name, str) else {}
+
     def _param_headers(self, tool: str, arguments: object) -> dict[str, str]:
         """The ``Mcp-Param-*`` headers mirroring a call's annotated arguments (SEP-2243; null ones omitted)."""
         headers: dict[str, str] = {}

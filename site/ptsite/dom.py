@@ -246,6 +246,8 @@ class FormView:
         wrapper.appendChild(widget)
         if f.bounds_hint:
             wrapper.appendChild(el("div", f.bounds_hint, cls="bounds"))
+        if f.header:
+            wrapper.appendChild(el("div", f"also sent as the {f.header} header", cls="bounds", testid="field-header"))
         if f.kind == "json" and f.reason:
             wrapper.appendChild(el("div", f"JSON value ({f.reason})", cls="bounds"))
         error = el("div", cls="field-error", testid=f"{self.prefix}-error-{path}")

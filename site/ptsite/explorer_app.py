@@ -429,6 +429,12 @@ class Explorer:
             children=[el("strong", "Arguments", cls="small"), mode],
         )
         detail.appendChild(mode_row)
+        if form.notes:  # what the schema says beyond the fields: shown, not enforced (the server checks it)
+            notes = el("div", cls="hint", testid="schema-notes")
+            notes.appendChild(el("div", "The schema also requires (the server checks these):"))
+            for line in form.notes:
+                notes.appendChild(el("code", line, cls="small"))
+            detail.appendChild(notes)
         detail.appendChild(view.node)
         detail.appendChild(json_box)
         json_error = el("p", cls="error-text", testid="json-error", hidden=True)
@@ -790,6 +796,10 @@ class Explorer:
             ],
         )
         body = el("pre", entry.pretty(), testid="trace-body")
+        shown = [summary, body]
+        if entry.headers:  # e.g. Mcp-Param-* (SEP-2243): on the wire, not in the body
+            lines = "\n".join(f"{name}: {value}" for name, value in entry.headers.items())
+            shown.insert(1, el("pre", lines, cls="trace-headers", testid="trace-headers"))
         node = el(
             "li",
             testid="trace-entry",
@@ -797,7 +807,7 @@ class Explorer:
             data_direction=entry.direction,
             data_kind=entry.kind,
             data_method=entry.method,
-            children=[el("details", children=[summary, body])],
+            children=[el("details", children=shown)],
         )
         listing.appendChild(node)
         while listing.childElementCount > MAX_TRACE:

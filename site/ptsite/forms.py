@@ -98,6 +98,8 @@ class Field:
     children: list[Field] = field(default_factory=list)
     item: Field | None = None
     reason: str = ""
+    header: str = ""
+    """``Mcp-Param-*`` header the value is also sent in (the property's ``x-mcp-header``, SEP-2243)."""
 
     @property
     def bounds_hint(self) -> str:
@@ -131,6 +133,9 @@ class Form:
 
     fields: list[Field]
     fallback: str = ""
+    notes: list[str] = field(default_factory=list)
+    """What the schema also says that the form does not enforce (``allOf``, ``if``/``then``/``else``...):
+    shown as is, checked by the server. The schema itself is never altered."""
 
 
 def _num(value: float | None, op: str, *, after: bool = False) -> str:
@@ -325,7 +330,26 @@ def build_form(schema: Any) -> Form:
         return Form([], fallback="properties is not an object")
     needed = root.get("required")
     needed_set = {r for r in needed if isinstance(r, str)} if isinstance(needed, list) else set()
-    return Form([_field(resolver, key, sub, key in needed_set, 1) for key, sub in props.items()])
+    fields = [_field(resolver, key, sub, key in needed_set, 1) for key, sub in props.items()]
+    for f, sub in zip(fields, props.values(), strict=True):
+        header = sub.get("x-mcp-header") if isinstance(sub, dict) else None
+        if isinstance(header, str) and header:
+            f.header = f"Mcp-Param-{header}"
+    return Form(fields, notes=_schema_notes(root))
+
+
+_NOTED_KEYWORDS = ("allOf", "anyOf", "oneOf", "not", "if", "then", "else", "dependentRequired", "dependentSchemas")
+_NOTE_LIMIT = 160
+
+
+def _schema_notes(root: dict[str, Any]) -> list[str]:
+    """One line per top-level keyword of ``root`` that constrains the arguments beyond the fields."""
+    notes = []
+    for keyword in _NOTED_KEYWORDS:
+        if keyword in root:
+            text = json.dumps(root[keyword], separators=(",", ":"), ensure_ascii=False)
+            notes.append(f"{keyword}: {text if len(text) <= _NOTE_LIMIT else text[: _NOTE_LIMIT - 1] + '…'}")
+    return notes
 
 
 # ------------------------------------------------------------- initial values

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
 from pyodide_transport.messages import (
@@ -44,6 +44,7 @@ class TraceEntry:
         wall_time: Seconds since the epoch when it was sent or received.
         duration: For responses and errors: seconds since the matching request went the other way.
         body: The message as JSON-ready dict.
+        headers: Headers the message travels with that the body does not show (``Mcp-Param-*``).
     """
 
     seq: int
@@ -54,6 +55,7 @@ class TraceEntry:
     wall_time: float
     duration: float | None
     body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def arrow(self) -> str:
@@ -124,7 +126,7 @@ class TracingTransport:
         self._seq = 0
         self._open: dict[tuple[Direction, str], tuple[str, float]] = {}
 
-    def _record(self, direction: Direction, message: TransportMessage) -> None:
+    def _record(self, direction: Direction, message: TransportMessage, headers: dict[str, str] | None = None) -> None:
         self._seq += 1
         now = self._clock()
         kind = _kind(message)
@@ -140,12 +142,13 @@ class TracingTransport:
             if started is not None:
                 method, duration = started[0], now - started[1]
         body = message_to_obj(message) if hasattr(message, "model_dump") else {"repr": repr(message)}
-        entry = TraceEntry(self._seq, direction, kind, method, msg_id, self._wall(), duration, body)
+        entry = TraceEntry(self._seq, direction, kind, method, msg_id, self._wall(), duration, body, headers or {})
         self._listener(entry)
 
     async def send(self, message: TransportMessage) -> None:
-        """Record, then send through the inner transport."""
-        self._record("out", message)
+        """Record (with the ``Mcp-Param-*`` headers the inner transport adds, if it says), then send."""
+        param_headers = getattr(self.inner, "param_headers", None)
+        self._record("out", message, param_headers(message) if callable(param_headers) else None)
         await self.inner.send(message)
 
     async def receive(self) -> TransportMessage:

@@ -390,3 +390,26 @@ def test_sampling_and_elicitation_ask_the_user(page: Page, demo_server) -> None:
     page.get_by_test_id("sampling-reply").fill("42")
     page.get_by_test_id("sampling-send").click()
     expect(result(page)).to_contain_text("LLM (human (explorer)) says: 42", timeout=CALL)
+
+
+def test_schemas_are_kept_and_param_headers_show_in_the_trace(page: Page, demo_server) -> None:  # type: ignore[no-untyped-def]
+    open_explorer(page, f"{demo_server.url}/")
+    expect_connected(page)
+
+    # a schema's constraints beyond its fields are shown as the server sent them (SEP-2106)
+    page.get_by_test_id("tool-item-json_schema_2020_12_tool").click()
+    notes = page.get_by_test_id("schema-notes")
+    expect(notes).to_contain_text('allOf: [{"anyOf":[{"required":["phone"]},{"required":["email"]}]}]')
+    expect(notes).to_contain_text('then: {"required":["phone"]}')
+
+    # an x-mcp-header argument travels in its Mcp-Param-* header too (SEP-2243), and the trace shows it
+    page.get_by_test_id("tool-item-test_param_headers").click()
+    expect(page.get_by_test_id("field-header")).to_have_text("also sent as the Mcp-Param-Region header")
+    page.get_by_test_id("field-region").fill("eu west 1")
+    page.get_by_test_id("call-button").click()
+    expect(result(page)).to_contain_text("region: eu west 1", timeout=CALL)
+    page.get_by_test_id("tab-trace").click()
+    sent = page.locator('[data-testid="trace-entry"][data-direction="out"][data-method="tools/call"]').last
+    sent.locator("summary").click()
+    expect(sent.get_by_test_id("trace-headers")).to_have_text("Mcp-Param-Region: eu west 1")
+    screenshot(page, "explorer-param-headers")

@@ -691,6 +691,46 @@ async def scenario_transport_failures_fail_only_their_requests() -> None:
             assert r.client.is_connected() and not r.errors
 
 
+async def scenario_modern_lost_answers_are_reissued_only_when_safe() -> None:
+    """2026-07-28 cannot resume a stream: reads and read-only/idempotent tools are sent again, once."""
+    async with rig(MODERN, connect=False) as r:
+        calls: dict[str, int] = {}
+
+        async def listing(ctx: Ctx) -> Any:
+            return {
+                "tools": [
+                    {"name": "reader", "inputSchema": {"type": "object"}, "annotations": {"readOnlyHint": True}},
+                    {"name": "writer", "inputSchema": {"type": "object"}},
+                ]
+            }
+
+        async def first_one_lost(ctx: Ctx) -> Any:
+            name = ctx.params["name"]
+            calls[name] = calls.get(name, 0) + 1
+            if calls[name] == 1:
+                r.wire.inject(
+                    ConnectionClosedError("the SSE stream broke; 2026-07-28 cannot resume").losing((ctx.request.id,))
+                )
+                return NO_REPLY
+            return CallToolResult(content=[TextContent(type="text", text=f"{name} done")])
+
+        r.peer.handlers["tools/list"] = listing
+        r.peer.handlers["tools/call"] = first_one_lost
+        await r.client.connect()
+        await r.client.list_tools()
+        result = await r.client.call_tool("reader", timeout=5)
+        assert result.content[0].text == "reader done"  # type: ignore[union-attr]
+        ids = [q.id for q in r.peer.requests("tools/call") if (q.params or {}).get("name") == "reader"]
+        assert len(ids) == 2 and ids[0] != ids[1]  # sent again, with a new id
+        try:
+            await r.client.call_tool("writer", timeout=5)
+        except ConnectionClosedError as exc:
+            assert "may or may not have run" in str(exc)
+        else:
+            raise AssertionError("a tool that could change something must not be sent again")
+        assert calls["writer"] == 1
+
+
 async def scenario_server_errors_in_the_reserved_range_stay_mcp_errors() -> None:
     """-32000/-32001 from a server are its own errors, not transport failures in disguise."""
     for code in (CONNECTION_CLOSED, REQUEST_TIMEOUT):
