@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import mcp_types as mt
+
 from server_demo.app import AppConfig, create_app
 from server_demo.config import SecurityConfig, stateful_json, stateful_sse, stateless_json
 from server_demo.core import RequestContext, Server, ToolReturn
@@ -49,23 +51,31 @@ def reliability_server(*, gate: asyncio.Event | None = None) -> Server:
 
     * ``burst(count, cut_at, delay_ms, size)``: ``count`` progress notifications whose message is
       ``step-<i>-of-<count>`` (padded to ``size`` bytes), closing its SSE stream after step ``cut_at``.
+    * ``burst_idempotent``: the same, annotated ``idempotentHint`` (a client may send it again).
     * ``wait_gate``: returns once ``gate`` is set (a producer as slow as the test wants).
     """
     server = build_demo_server(counter_interval=0.05, step_delay=0.01)
+    burst_schema = {
+        "type": "object",
+        "properties": {
+            "count": {"type": "integer"},
+            "cut_at": {"type": "integer"},
+            "delay_ms": {"type": "integer"},
+            "size": {"type": "integer"},
+        },
+        "required": ["count"],
+    }
 
+    @server.tool(
+        "burst_idempotent",
+        description="burst, declared idempotent.",
+        input_schema=burst_schema,
+        annotations=mt.ToolAnnotations(idempotent_hint=True),
+    )
     @server.tool(
         "burst",
         description="Numbered progress notifications, optionally closing the stream midway.",
-        input_schema={
-            "type": "object",
-            "properties": {
-                "count": {"type": "integer"},
-                "cut_at": {"type": "integer"},
-                "delay_ms": {"type": "integer"},
-                "size": {"type": "integer"},
-            },
-            "required": ["count"],
-        },
+        input_schema=burst_schema,
     )
     async def burst(ctx: RequestContext, args: dict[str, Any]) -> ToolReturn:
         count, cut_at = int(args["count"]), int(args.get("cut_at", -1))

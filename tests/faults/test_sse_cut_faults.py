@@ -19,6 +19,7 @@ from reliability_support import HANDSHAKE, HttpxHTTPClient, live_app
 from tcp_proxy import TcpProxy
 
 from pyodide_transport.client import Client
+from pyodide_transport.errors import ConnectionClosedError
 from pyodide_transport.fetch import FetchTransport
 from pyodide_transport.messages import JSONRPCNotification, JSONRPCResponse, TransportMessage
 
@@ -141,3 +142,45 @@ async def test_connection_dropped_mid_event_by_a_proxy_resumes_without_loss_or_d
     assert (lost, duplicated) == (0, 0)
     assert not errors, errors
     record_figure("faults: proxy-dropped SSE connections resumed (trials, lost, duplicated)", f"{TRIALS}, 0, 0")
+
+
+MODERN_TRIALS = max(1, TRIALS // 10)
+
+
+async def test_a_cut_2026_stream_fails_unsafe_calls_clearly_and_resends_safe_ones_once(
+    make_proxy: Callable[[int], Awaitable[TcpProxy]], record_figure: Callable[[str, object], None]
+) -> None:
+    """2026-07-28 cannot resume a stream: a cut call that could change something fails, saying it may have
+    run; a read-only or idempotent one is sent again, once, with a new id; nothing hangs, nothing doubles."""
+    async with live_app(retry_ms=10) as live:
+        proxy = await make_proxy(live.port)
+        http = HttpxHTTPClient()
+        transport = FetchTransport(proxy.base + "/mcp", fetch=http)
+        client = Client(transport, protocol_version="2026-07-28")
+        await client.connect()
+        try:
+            await client.list_tools()  # the annotations tell which tools are safe to send again
+            async with asyncio.timeout(60 + 5 * MODERN_TRIALS):
+                for _ in range(MODERN_TRIALS):
+                    cut = proxy.arm(b"step-5-of-20")
+                    try:
+                        await _burst(client, -1, [], delay_ms=1)
+                    except ConnectionClosedError as exc:
+                        assert "may or may not have run" in str(exc) and "was not sent again" in str(exc)
+                    else:
+                        raise AssertionError("a cut call of a tool that could change something must fail")
+                    assert cut.is_set()
+                    cut = proxy.arm(b"step-5-of-20")
+                    arguments = {"count": STEPS, "delay_ms": 1}
+                    done = await client.call_tool(
+                        "burst_idempotent", arguments, progress=lambda p, t, m: None, timeout=30
+                    )
+                    assert done.content[0].text == f"burst of {STEPS} done"  # type: ignore[union-attr]
+                    assert cut.is_set()
+        finally:
+            await client.close()
+    posts = [h for m, h in http.requests if m == "POST" and h.get("Mcp-Name") in ("burst", "burst_idempotent")]
+    assert len(posts) == 3 * MODERN_TRIALS  # each unsafe call once, each idempotent one twice: no more
+    record_figure(
+        "faults: 2026-07-28 cut streams (trials; unsafe failed clearly, idempotent re-sent once)", MODERN_TRIALS
+    )
