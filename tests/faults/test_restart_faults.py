@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_support import HANDSHAKE, HttpxHTTPClient, ServerProcess, cpython_connect, until
 from tcp_proxy import TcpProxy
 
+from devtools.reliability import HANDSHAKE, HttpxHTTPClient, ServerProcess, cpython_connect, until
 from pyodide_transport.client import Client
 from pyodide_transport.errors import ConnectionClosedError, NetworkError, SessionExpiredError
 

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from reliability_support import HANDSHAKE, HttpxHTTPClient, cpython_connect, live_app, reliability_server, until
 from websockets.asyncio.client import connect as ws_connect
 from websockets.typing import Subprotocol
 
+from devtools.reliability import HANDSHAKE, HttpxHTTPClient, cpython_connect, live_app, reliability_server, until
 from pyodide_transport.client import Client
 
 COUNT, SIZE = 3000, 2000  # 6 MB of progress notifications: far more than the socket buffers hold

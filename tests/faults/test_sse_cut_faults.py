@@ -15,9 +15,9 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from reliability_support import HANDSHAKE, HttpxHTTPClient, live_app
 from tcp_proxy import TcpProxy
 
+from devtools.reliability import HANDSHAKE, HttpxHTTPClient, live_app
 from pyodide_transport.client import Client
 from pyodide_transport.errors import ConnectionClosedError
 from pyodide_transport.fetch import FetchTransport
