@@ -4,6 +4,7 @@ The session layer (:class:`Client`) runs over any :class:`Transport`:
 :class:`FetchTransport` (Streamable HTTP over the browser ``fetch``),
 :class:`WebSocketTransport` (browser ``WebSocket``, subprotocol ``mcp``) or
 :class:`InMemoryTransport` (tests). :func:`connect` picks one from a URL.
+:class:`OAuth` (``FetchTransport(url, auth=OAuth())``) signs in to protected servers.
 
 Heavy modules (the MCP model set, browser adapters) load on first use, so
 ``import pyodide_transport`` stays cheap inside Pyodide.
@@ -16,18 +17,32 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
+    AuthorizationCancelledError,
+    AuthorizationDeniedError,
+    AuthorizationError,
+    AuthorizationRequiredError,
+    AuthorizationResponseError,
+    ChallengeNotExposedError,
     ConnectionClosedError,
     CORSError,
+    DiscoveryCORSError,
+    DiscoveryError,
     HTTPStatusError,
+    InsufficientScopeError,
+    IssuerMismatchError,
     LegacyServerError,
     LocalProtocolError,
     MCPError,
     MessageTooLargeError,
+    MetadataError,
     NetworkError,
     ProtocolError,
+    RegistrationError,
     RemoteProtocolError,
     RequestTimeoutError,
+    ResourceMismatchError,
     SessionExpiredError,
+    TokenError,
     TransportError,
     UnsupportedProtocolVersionError,
 )
@@ -39,26 +54,42 @@ if TYPE_CHECKING:
     from .client import Client
     from .connection import connect
     from .fetch import FetchTransport
+    from .oauth import OAuth
     from .websocket import WebSocketTransport
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuthorizationCancelledError",
+    "AuthorizationDeniedError",
+    "AuthorizationError",
+    "AuthorizationRequiredError",
+    "AuthorizationResponseError",
     "CORSError",
+    "ChallengeNotExposedError",
     "Client",
     "ConnectionClosedError",
+    "DiscoveryCORSError",
+    "DiscoveryError",
     "FetchTransport",
     "HTTPStatusError",
     "InMemoryTransport",
+    "InsufficientScopeError",
+    "IssuerMismatchError",
     "LegacyServerError",
     "LocalProtocolError",
     "MCPError",
     "MessageTooLargeError",
+    "MetadataError",
     "NetworkError",
+    "OAuth",
     "ProtocolError",
+    "RegistrationError",
     "RemoteProtocolError",
     "RequestTimeoutError",
+    "ResourceMismatchError",
     "SessionExpiredError",
+    "TokenError",
     "Transport",
     "TransportError",
     "TransportMessage",
@@ -73,6 +104,7 @@ _LAZY = {
     "Client": ".client",
     "connect": ".connection",
     "FetchTransport": ".fetch",
+    "OAuth": ".oauth",
     "WebSocketTransport": ".websocket",
 }
 

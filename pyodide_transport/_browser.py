@@ -41,15 +41,26 @@ from .errors import CORS_HELP, ConnectionClosedError, CORSError, NetworkError
 from .memory import Inbox
 
 __all__ = [
+    "OAUTH_CALLBACK_KEY",
+    "OAUTH_CHANNEL",
+    "OAUTH_RETURN_KEY",
     "BatchScheduler",
     "BrowserHTTPClient",
     "BrowserResponse",
     "BrowserWebSocket",
+    "SessionStorageStore",
+    "follow_redirect",
     "install_scheduler",
     "live_proxy_count",
     "open_websocket",
     "page_origin",
     "page_url",
+    "popup_redirect_handler",
+    "redirect_to",
+    "session_storage",
+    "start_popup",
+    "take_callback",
+    "wait_popup",
 ]
 
 
@@ -674,3 +685,152 @@ async def open_websocket(url: str, protocols: Sequence[str] = ()) -> BrowserWebS
         await ws.close()
         raise
     return ws
+
+
+# --- OAuth: storage, the sign-in popup, the redirect fallback --------------------------------------
+
+OAUTH_CHANNEL = "pyodide-transport-oauth"
+"""The ``BroadcastChannel`` (and ``postMessage`` type prefix) the site's ``oauth/callback.html`` answers on."""
+
+OAUTH_RETURN_KEY = "pyodide-transport.oauth.return:"
+"""``sessionStorage`` key prefix (+ ``state``): the page a redirect-fallback sign-in returns to."""
+
+OAUTH_CALLBACK_KEY = "pyodide-transport.oauth.callback"
+"""``sessionStorage`` key: the callback URL a redirect-fallback sign-in came back with (until it is taken)."""
+
+
+class SessionStorageStore:
+    """An OAuth token store in the page's ``sessionStorage``: this tab only, gone when it closes."""
+
+    def __init__(self, storage: Any) -> None:
+        self._storage = storage
+
+    def get(self, key: str) -> str | None:
+        """The value stored under ``key``, or ``None``."""
+        value = self._storage.getItem(key)
+        return None if value is None else str(value)
+
+    def set(self, key: str, value: str) -> None:
+        """Store ``value`` under ``key``."""
+        self._storage.setItem(key, value)
+
+    def delete(self, key: str) -> None:
+        """Forget ``key``."""
+        self._storage.removeItem(key)
+
+
+def session_storage() -> Any:
+    """The page's ``sessionStorage`` as a token store; memory where there is none (Node, some workers)."""
+    storage = getattr(js.globalThis, "sessionStorage", None)
+    if storage is not None:
+        return SessionStorageStore(storage)
+    from .oauth import MemoryTokenStore
+
+    return MemoryTokenStore()
+
+
+_POPUP_JS = """
+const popup = globalThis.open(url, 'pyodide-transport-oauth', 'popup,width=520,height=720');
+if (!popup) return null;
+return new Promise((resolve, reject) => {
+  let channel = null, closedAt = 0;
+  const accept = (d) => d && d.type === 'pyodide-transport:oauth' && d.state === state && typeof d.url === 'string';
+  const done = (settle, value) => {
+    globalThis.removeEventListener('message', onMessage);
+    if (channel) channel.close();
+    clearInterval(timer);
+    settle(value);
+  };
+  const onMessage = (ev) => {
+    if (ev.origin === globalThis.location.origin && accept(ev.data)) done(resolve, ev.data.url);
+  };
+  globalThis.addEventListener('message', onMessage);
+  try {
+    channel = new BroadcastChannel(name);
+    channel.onmessage = (ev) => { if (accept(ev.data)) done(resolve, ev.data.url); };
+  } catch (e) {}
+  const timer = setInterval(() => {
+    if (!popup.closed) { closedAt = 0; return; }
+    closedAt = closedAt || Date.now();
+    if (Date.now() - closedAt > 1500) done(reject, new Error('the sign-in window was closed'));
+  }, 250);
+});
+"""
+
+
+def start_popup(url: str, state: str) -> Any:
+    """Open the sign-in popup; a promise of the callback URL, or ``None`` when the browser blocked it.
+
+    Call it from a click handler (browsers open popups only shortly after a user gesture). The
+    promise rejects when the popup is closed without an answer.
+    """
+    helper = js.Function.new("url", "state", "name", _POPUP_JS)
+    return helper(url, state, OAUTH_CHANNEL)
+
+
+async def wait_popup(promise: Any) -> str:
+    """The callback URL :func:`start_popup`'s promise resolves with.
+
+    Raises:
+        AuthorizationCancelledError: The popup closed without an answer.
+    """
+    from .errors import AuthorizationCancelledError
+
+    try:
+        return str(await promise)
+    except JsException as exc:
+        raise AuthorizationCancelledError(f"the sign-in did not finish: {exc}") from None
+
+
+def redirect_to(url: str, state: str) -> None:
+    """The fallback: leave this page for the sign-in; the site's callback page brings the user back here."""
+    js.sessionStorage.setItem(OAUTH_RETURN_KEY + state, str(js.location.href))
+    js.location.assign(url)
+
+
+def take_callback() -> str | None:
+    """The callback URL a redirect-fallback sign-in came back with, once (then forgotten)."""
+    storage = getattr(js.globalThis, "sessionStorage", None)
+    if storage is None:
+        return None
+    value = storage.getItem(OAUTH_CALLBACK_KEY)
+    if value is None:
+        return None
+    storage.removeItem(OAUTH_CALLBACK_KEY)
+    return str(value)
+
+
+async def popup_redirect_handler(prompt: Any) -> str:
+    """The default sign-in in a page: a popup, or a full-page redirect when the popup is blocked.
+
+    Raises:
+        AuthorizationCancelledError: The popup closed without an answer, or there is no window here.
+    """
+    from .errors import AuthorizationCancelledError
+
+    if getattr(js.globalThis, "open", None) is None or getattr(js.globalThis, "sessionStorage", None) is None:
+        raise AuthorizationCancelledError(
+            "signing in needs a browser window (this is a worker or Node): pass OAuth(redirect_handler=...)"
+        )
+    promise = start_popup(prompt.url, prompt.pending.state)
+    if promise is None:
+        redirect_to(prompt.url, prompt.pending.state)
+        await asyncio.get_running_loop().create_future()  # the page is unloading
+    return await wait_popup(promise)
+
+
+async def follow_redirect(url: str) -> str:
+    """GET ``url`` without following a redirect; its resolved ``Location`` ("" when none, or opaque in a page).
+
+    Raises:
+        NetworkError: No response came.
+    """
+    helper = js.Function.new(
+        "url",
+        "return fetch(url, {redirect: 'manual'}).then((r) => { const l = r.headers.get('location');"
+        " return l ? new URL(l, url).href : ''; });",
+    )
+    try:
+        return str(await helper(url))
+    except JsException as exc:
+        raise translate_fetch_error(url, exc) from None

@@ -6,6 +6,11 @@ Two kinds of checks, one report:
   meet them: the CORS preflight (``OPTIONS``) for POST, GET and DELETE with
   every header MCP sends, ``Access-Control-Allow-Origin`` on real responses,
   and whether ``Mcp-Session-Id`` is exposed to scripts.
+* **Authorization**, when the server answers 401: the ``WWW-Authenticate``
+  challenge (and whether a page may read it), then every protected-resource and
+  authorization-server metadata URL the client tries, in the spec's order, with
+  whether each answers and allows a page's origin (CORS), whether a registration
+  method is offered, and whether the token endpoint takes a page's POST.
 * **Our transport end to end**: :class:`~pyodide_transport.fetch.FetchTransport`
   against the server, reporting the protocol versions offered
   (``server/discover`` and ``initialize``), the tools listed, SSE streaming,
@@ -67,6 +72,7 @@ __all__ = [
     "default_origin",
     "find_pyodide",
     "main",
+    "probe_authorization",
     "probe_browser_rules",
     "run_in_pyodide",
     "run_transport_checks",
@@ -210,6 +216,10 @@ def probe_browser_rules(url: str, origin: str) -> tuple[list[Check], dict[str, A
     reply = _json_from(body, headers.get("content-type", ""))
     version = (reply or {}).get("result", {}).get("protocolVersion") if reply else None
     facts["handshake_version"] = version
+    if status in (401, 403):
+        facts["refused"] = {"status": status, "headers": headers}
+        checks.append(Check("initialize (handshake era)", "info", f"HTTP {status}: the server wants a sign-in"))
+        return checks, facts
     session = headers.get("mcp-session-id")
     facts["session"] = session
     if not 200 <= status < 300 or not version:
@@ -276,6 +286,162 @@ def probe_browser_rules(url: str, origin: str) -> tuple[list[Check], dict[str, A
     else:
         checks.append(Check("server/discover (2026-07-28 era)", "info", "not offered"))
     return checks, facts
+
+
+# --- the authorization side, over urllib -----------------------------------------------------------
+
+
+def _get_document(url: str, origin: str) -> tuple[Check | None, dict[str, Any] | None, bool]:
+    """GET a metadata document as a page on ``origin``: (a check when it failed, the JSON, CORS ok)."""
+    try:
+        status, headers, body = _request("GET", url, {"Origin": origin, "Accept": "application/json"})
+    except OSError as exc:
+        return Check(url, "info", f"no answer: {exc}"), None, False
+    cors = _origin_allowed(headers, origin)
+    if status != 200:
+        return Check(url, "info", f"HTTP {status}"), None, cors
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return Check(url, "warn", "HTTP 200 but not JSON"), None, cors
+    if not isinstance(doc, dict):
+        return Check(url, "warn", "HTTP 200 but not a JSON object"), None, cors
+    return None, doc, cors
+
+
+def _cors_detail(cors: bool, origin: str) -> str:
+    return "CORS allows the page" if cors else f"no Access-Control-Allow-Origin for {origin}: a page cannot read it"
+
+
+def probe_authorization(url: str, origin: str, facts: Mapping[str, Any]) -> list[Check]:
+    """The authorization side as a browser client meets it: the challenge, then every discovery URL tried.
+
+    Reports which protected-resource and authorization-server metadata URLs answer (RFC 9728,
+    RFC 8414, OpenID discovery, in the spec's order), whether a page may read each (CORS), and
+    whether what they say is usable (resource, issuer, PKCE S256, a registration method).
+    """
+    from .oauth_core import (
+        ResourceMetadata,
+        ServerMetadata,
+        authorization_server_urls,
+        bearer_challenge,
+        protected_resource_urls,
+    )
+
+    refused = facts.get("refused")
+    if not refused:
+        return [Check("Authorization", "info", "not required: the server answered without a sign-in")]
+    headers: dict[str, str] = refused["headers"]
+    checks: list[Check] = []
+    raw = headers.get("www-authenticate")
+    challenge = bearer_challenge(raw)
+    exposed = _listed(headers.get("access-control-expose-headers"))
+    if challenge is None:
+        checks.append(
+            Check(
+                f"WWW-Authenticate on the HTTP {refused['status']}",
+                "warn",
+                f"no Bearer challenge ({raw!r}): the client can only guess the metadata URLs",
+            )
+        )
+    else:
+        detail = ", ".join(f"{k}={v}" for k, v in challenge.params.items()) or "no parameters"
+        checks.append(Check(f"WWW-Authenticate on the HTTP {refused['status']}", "pass", f"Bearer {detail}"))
+        if "www-authenticate" in exposed or "*" in exposed:
+            checks.append(Check("WWW-Authenticate exposed", "pass"))
+        else:
+            checks.append(
+                Check(
+                    "WWW-Authenticate exposed",
+                    "warn",
+                    "not listed in Access-Control-Expose-Headers: a page cannot read resource_metadata or the "
+                    "scope a step-up needs (add it to Access-Control-Expose-Headers)",
+                )
+            )
+    resource: ResourceMetadata | None = None
+    for candidate in protected_resource_urls(url, challenge):
+        failed, doc, cors = _get_document(candidate, origin)
+        if failed is not None:
+            checks.append(Check(f"protected-resource metadata {failed.name}", failed.status, failed.detail))
+            continue
+        assert doc is not None
+        try:
+            resource = ResourceMetadata.parse(candidate, doc, url)
+        except TransportError as exc:
+            checks.append(Check(f"protected-resource metadata {candidate}", "fail", str(exc)))
+            break
+        status = "pass" if cors else "fail"
+        detail = f"authorization servers {', '.join(resource.authorization_servers)}; {_cors_detail(cors, origin)}"
+        checks.append(Check(f"protected-resource metadata {candidate}", status, detail))
+        break
+    if resource is None:
+        checks.append(Check("protected-resource metadata", "fail", "no usable document at any RFC 9728 URL"))
+        return checks
+    issuer = resource.authorization_servers[0]
+    server: ServerMetadata | None = None
+    for candidate in authorization_server_urls(issuer):
+        failed, doc, cors = _get_document(candidate, origin)
+        if failed is not None:
+            checks.append(Check(f"authorization-server metadata {failed.name}", failed.status, failed.detail))
+            continue
+        assert doc is not None
+        try:
+            server = ServerMetadata.parse(candidate, doc, issuer)
+        except TransportError as exc:
+            checks.append(Check(f"authorization-server metadata {candidate}", "fail", str(exc)))
+            return checks
+        checks.append(
+            Check(f"authorization-server metadata {candidate}", "pass" if cors else "fail", _cors_detail(cors, origin))
+        )
+        break
+    if server is None:
+        checks.append(Check("authorization-server metadata", "fail", f"no usable document for issuer {issuer}"))
+        return checks
+    ways = [
+        w
+        for w, ok in (
+            ("Client ID Metadata Documents", server.client_id_metadata_document_supported),
+            ("Dynamic Client Registration", server.registration_endpoint is not None),
+        )
+        if ok
+    ]
+    checks.append(
+        Check(
+            "client registration",
+            "pass" if ways else "warn",
+            ", ".join(ways) if ways else "neither CIMD nor DCR: only a pre-registered client id can sign in",
+        )
+    )
+    checks.append(
+        Check(
+            "authorization response iss (RFC 9207)",
+            "pass" if server.iss_parameter_supported else "info",
+            "advertised" if server.iss_parameter_supported else "not advertised",
+        )
+    )
+    try:
+        code, answer, _ = _request(
+            "OPTIONS",
+            server.token_endpoint,
+            {
+                "Origin": origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "content-type",
+            },
+        )
+        cors = 200 <= code < 300 and _origin_allowed(answer, origin)
+    except OSError:
+        cors = False
+    checks.append(
+        Check(
+            f"token endpoint {server.token_endpoint}",
+            "pass" if cors else "fail",
+            "a page may POST to it"
+            if cors
+            else f"its CORS preflight does not allow {origin}: a page cannot get tokens",
+        )
+    )
+    return checks
 
 
 # --- our transport, end to end (CPython or Pyodide) -----------------------------------------------
@@ -410,8 +576,12 @@ async def conformance_scenario(
         return ListRootsResult(roots=[])
 
     modern = protocol_version is not None and protocol_version >= "2026"
+    extra: dict[str, Any] = {}
+    if name.startswith("auth/"):
+        extra["auth"] = conformance_oauth(context or {})
     client = await connect(
         url,
+        **extra,
         protocol_version=protocol_version if modern else None,
         elicitation_handler=answer_form,
         sampling_handler=sample,
@@ -425,6 +595,29 @@ async def conformance_scenario(
         await client.close()
 
 
+CONFORMANCE_CLIENT_METADATA_URL = "https://conformance-test.local/client-metadata.json"
+"""The Client ID Metadata Document URL the suite's authorization server expects (it is never fetched)."""
+
+
+def conformance_oauth(context: dict[str, Any]) -> Any:
+    """The OAuth the suite's ``auth/*`` scenarios expect: a native client signing in headlessly.
+
+    The mock authorization server redirects straight back, so :func:`headless_redirect_handler`
+    follows it; ``pre-registration`` passes its credentials in the context.
+    """
+    from .oauth import OAuth, headless_redirect_handler
+
+    return OAuth(
+        redirect_uri="http://localhost:3000/callback",
+        redirect_handler=headless_redirect_handler,
+        client_name="pyodide-transport conformance client",
+        client_id=context.get("client_id"),
+        client_secret=context.get("client_secret"),
+        client_metadata_url=CONFORMANCE_CLIENT_METADATA_URL,
+        application_type="native",
+    )
+
+
 async def _drive_scenario(client: Any, name: str, context: dict[str, Any]) -> None:
     """The calls each conformance scenario expects of a client (see each scenario's description)."""
 
@@ -435,6 +628,9 @@ async def _drive_scenario(client: Any, name: str, context: dict[str, Any]) -> No
 
     if name in ("initialize", "request-metadata", "json-schema-ref-no-deref"):
         await client.list_tools()
+    elif name.startswith("auth/"):  # sign in, then what a signed-in client does
+        await client.list_tools()
+        await client.call_tool("test-tool", {})
     elif name == "tools_call":
         tools = await client.list_tools()
         assert any(t.name == "add_numbers" for t in tools.tools)
@@ -719,8 +915,12 @@ def main(argv: list[str] | None = None) -> int:
     if scenario:
         return _conformance(args.url, scenario, args.pyodide)
     origin = args.origin or default_origin(args.url)
-    checks, _facts = probe_browser_rules(args.url, origin)
-    checks += run_transport_checks(args.url, args.pyodide)
+    checks, facts = probe_browser_rules(args.url, origin)
+    checks += probe_authorization(args.url, origin, facts)
+    if facts.get("refused"):
+        checks.append(Check("FetchTransport end to end", "skip", "needs a sign-in (not attempted by this check)"))
+    else:
+        checks += run_transport_checks(args.url, args.pyodide)
     if args.json:
         print(json.dumps([asdict(c) for c in checks], indent=2))
     else:

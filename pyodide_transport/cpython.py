@@ -49,6 +49,7 @@ __all__ = [
     "WebsocketsConnection",
     "default_connector",
     "default_http_client",
+    "follow_redirect",
     "websockets_connect",
 ]
 
@@ -162,6 +163,26 @@ def default_http_client() -> HTTPClient:
         LocalProtocolError: ``httpx`` is not installed (``pyodide-transport[cpython]``).
     """
     return HttpxHTTPClient()
+
+
+async def follow_redirect(url: str) -> str:
+    """GET ``url`` without following redirects; return the resolved ``Location`` ("" when there is none).
+
+    The headless sign-in (:func:`pyodide_transport.oauth.headless_redirect_handler`).
+
+    Raises:
+        NetworkError: No response came.
+    """
+    _require("httpx", "headless sign-in")
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(timeout=CONNECT_TIMEOUT, follow_redirects=False) as client:
+            response = await client.get(url)
+    except httpx.HTTPError as exc:
+        raise NetworkError(f"GET {url} failed: {exc!r}") from None
+    location = response.headers.get("location", "")
+    return str(response.url.join(location)) if location and response.is_redirect else ""
 
 
 # --- WebSocket ------------------------------------------------------------------------------------

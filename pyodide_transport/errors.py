@@ -12,15 +12,29 @@ translated once, at the adapter boundary, and never escape raw.
     ├── SessionExpiredError        HTTP 404 on a request carrying a session id
     ├── RequestTimeoutError        no response (or progress) within the timeout
     ├── HTTPStatusError            unexpected HTTP status; carries ``status`` and ``body``
-    │   └── LegacyServerError      the 2026-07-28 probe was answered the way an older server does
+    │   ├── LegacyServerError      the 2026-07-28 probe was answered the way an older server does
+    │   └── AuthorizationRequiredError  401, or 403 insufficient_scope: sign in (also an AuthorizationError)
     ├── NetworkError               the request never got a response (DNS, refused, reset)
     │   └── CORSError              the browser's opaque "Failed to fetch": most likely CORS
     ├── ProtocolError              a message or stream broke the rules
     │   ├── LocalProtocolError     we were asked to do something invalid (our fault)
     │   └── RemoteProtocolError    the peer sent something invalid (their fault)
     │       └── MessageTooLargeError  an SSE event or frame over the size limit
-    └── MCPError                   the peer answered with a JSON-RPC error; carries ``code``, ``data``
-        └── UnsupportedProtocolVersionError  no protocol version both sides speak
+    ├── MCPError                   the peer answered with a JSON-RPC error; carries ``code``, ``data``
+    │   └── UnsupportedProtocolVersionError  no protocol version both sides speak
+    └── AuthorizationError         OAuth could not get a usable token; the message says who must change what
+        ├── DiscoveryError         no protected-resource or authorization-server metadata (``attempts``)
+        │   ├── DiscoveryCORSError         a metadata URL was blocked by CORS in the browser
+        │   └── ChallengeNotExposedError   a 401 without a readable WWW-Authenticate, and no well-known metadata
+        ├── MetadataError          a metadata document is unusable (missing fields, no PKCE S256, plain http)
+        │   ├── ResourceMismatchError      the metadata names another resource than the server we called
+        │   └── IssuerMismatchError        metadata ``issuer`` or the redirect's ``iss`` is not the server's
+        ├── RegistrationError      no usable client registration method, or registration was refused
+        ├── AuthorizationDeniedError   the user or the server refused (``error=access_denied``, ...)
+        ├── AuthorizationResponseError a malformed or hostile redirect (wrong ``state``, foreign URL, no code)
+        ├── AuthorizationCancelledError the sign-in window closed, or nothing can ask the user
+        ├── TokenError             the token endpoint refused; carries ``error`` and ``description``
+        └── InsufficientScopeError the server still refuses after the step-up limit
 
 Errors say whose fault they are (the h11 convention): a ``LocalProtocolError``
 means fix the calling code, a ``RemoteProtocolError`` means the server is wrong.
@@ -40,18 +54,32 @@ from typing import Any, Self
 
 __all__ = [
     "CORS_HELP",
+    "AuthorizationCancelledError",
+    "AuthorizationDeniedError",
+    "AuthorizationError",
+    "AuthorizationRequiredError",
+    "AuthorizationResponseError",
     "CORSError",
+    "ChallengeNotExposedError",
     "ConnectionClosedError",
+    "DiscoveryCORSError",
+    "DiscoveryError",
     "HTTPStatusError",
+    "InsufficientScopeError",
+    "IssuerMismatchError",
     "LegacyServerError",
     "LocalProtocolError",
     "MCPError",
     "MessageTooLargeError",
+    "MetadataError",
     "NetworkError",
     "ProtocolError",
+    "RegistrationError",
     "RemoteProtocolError",
     "RequestTimeoutError",
+    "ResourceMismatchError",
     "SessionExpiredError",
+    "TokenError",
     "TransportError",
     "UnsupportedProtocolVersionError",
 ]
@@ -194,3 +222,107 @@ class UnsupportedProtocolVersionError(MCPError):
     def __init__(self, code: int, message: str, data: Any = None, supported: tuple[str, ...] = ()) -> None:
         super().__init__(code, message, data)
         self.supported = supported
+
+
+# --- authorization (OAuth 2.1 as MCP uses it; see pyodide_transport.oauth_core) --------------------
+
+
+class AuthorizationError(TransportError):
+    """OAuth could not produce a usable access token; the message names what must change, and where."""
+
+
+class AuthorizationRequiredError(HTTPStatusError, AuthorizationError):
+    """The server answered 401 (no or a bad token) or 403 ``insufficient_scope`` (a bigger scope needed).
+
+    Raised only when the transport has no :class:`~pyodide_transport.oauth.OAuth` to handle it, or
+    after the handler gave up.
+
+    Attributes:
+        www_authenticate: The raw ``WWW-Authenticate`` header ("" when the response had none readable:
+            a browser hides it unless ``Access-Control-Expose-Headers`` lists it).
+    """
+
+    def __init__(self, status: int, message: str = "", *, body: str = "", www_authenticate: str = "") -> None:
+        super().__init__(status, message, body=body)
+        self.www_authenticate = www_authenticate
+
+
+class DiscoveryError(AuthorizationError):
+    """No protected-resource or authorization-server metadata answered.
+
+    Attributes:
+        attempts: Each URL tried and what happened, in order.
+    """
+
+    def __init__(self, message: str, attempts: tuple[tuple[str, str], ...] = ()) -> None:
+        tried = "; ".join(f"{url}: {outcome}" for url, outcome in attempts)
+        super().__init__(f"{message} (tried {tried})" if tried else message)
+        self.attempts = attempts
+
+
+class DiscoveryCORSError(DiscoveryError):
+    """A discovery URL was blocked by the browser: the server must send CORS headers on its metadata."""
+
+
+class ChallengeNotExposedError(DiscoveryError):
+    """A 401 carried no readable ``WWW-Authenticate``, and no metadata was found at the well-known URLs."""
+
+
+class MetadataError(AuthorizationError):
+    """A metadata document is malformed or unusable (missing fields, no PKCE S256, a plain-http endpoint)."""
+
+
+class ResourceMismatchError(MetadataError):
+    """The protected-resource metadata names a resource other than the server being called (RFC 9728 §3.3)."""
+
+
+class IssuerMismatchError(MetadataError):
+    """The metadata's ``issuer`` or the redirect's ``iss`` is not the authorization server's (RFC 8414, RFC 9207)."""
+
+
+class RegistrationError(AuthorizationError):
+    """The client cannot register: no pre-registration, metadata document or dynamic registration works."""
+
+
+class AuthorizationDeniedError(AuthorizationError):
+    """The authorization server redirected back with an error (``access_denied``: the user refused).
+
+    Attributes:
+        error: The OAuth error code.
+        description: The server's ``error_description``, if any.
+    """
+
+    def __init__(self, error: str, description: str = "") -> None:
+        text = "the sign-in was refused" if error == "access_denied" else f"the authorization server said {error!r}"
+        super().__init__(f"{text}: {description}" if description else text)
+        self.error = error
+        self.description = description
+
+
+class AuthorizationResponseError(AuthorizationError):
+    """The authorization redirect is malformed or hostile (wrong ``state``, a foreign URL, no ``code``)."""
+
+
+class AuthorizationCancelledError(AuthorizationError):
+    """The sign-in did not complete: its window closed, or no redirect handler can ask the user."""
+
+
+class TokenError(AuthorizationError):
+    """The token endpoint refused a request.
+
+    Attributes:
+        error: The OAuth error code (RFC 6749 §5.2), or ``""`` when the answer was not one.
+        description: The server's ``error_description``, if any.
+        status: The HTTP status.
+    """
+
+    def __init__(self, status: int, error: str, description: str = "") -> None:
+        what = f"the token endpoint answered HTTP {status}" + (f" {error!r}" if error else "")
+        super().__init__(f"{what}: {description}" if description else what)
+        self.status = status
+        self.error = error
+        self.description = description
+
+
+class InsufficientScopeError(AuthorizationError):
+    """The server still refuses with ``insufficient_scope`` after the step-up limit (or for a scope already held)."""

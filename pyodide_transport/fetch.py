@@ -21,10 +21,16 @@ import contextlib
 import logging
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .backoff import BackoffPolicy
-from .errors import ConnectionClosedError, LocalProtocolError, SessionExpiredError, TransportError
+from .errors import (
+    AuthorizationRequiredError,
+    ConnectionClosedError,
+    LocalProtocolError,
+    SessionExpiredError,
+    TransportError,
+)
 from .memory import Inbox, new_future
 from .messages import TransportMessage
 from .streamable_http import (
@@ -37,6 +43,9 @@ from .streamable_http import (
     StreamableHTTPClient,
 )
 from .transport import HTTPClient, HTTPResponse
+
+if TYPE_CHECKING:
+    from .oauth import OAuth
 
 __all__ = ["FetchTransport", "HTTPClient", "HTTPResponse"]
 
@@ -80,6 +89,8 @@ class FetchTransport:
         max_reconnect_delay: Upper bound of that delay.
         max_reconnect_attempts: Resumption attempts per stream without progress.
         max_message_size: Most bytes of one JSON body or SSE event.
+        auth: An :class:`~pyodide_transport.oauth.OAuth`: a 401 (or 403 ``insufficient_scope``) then
+            signs in (or steps up) and re-sends the message; tokens go in the ``Authorization`` header.
     """
 
     transport_type = "streamable-http"
@@ -95,8 +106,10 @@ class FetchTransport:
         max_reconnect_delay: float = 30.0,
         max_reconnect_attempts: int | None = 5,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        auth: OAuth | None = None,
     ) -> None:
         self.url = url
+        self.auth = auth
         self._http = _default_http_client(fetch)
         policy = BackoffPolicy(
             initial_delay=reconnect_delay, max_delay=max_reconnect_delay, max_attempts=max_reconnect_attempts
@@ -140,9 +153,25 @@ class FetchTransport:
             CORSError: The browser blocked a cross-origin request.
             NetworkError: No response came.
             ConnectionClosedError: The transport is closed.
+            AuthorizationRequiredError: The server wants a sign-in and there is no ``auth``.
+            AuthorizationError: ``auth`` could not sign in (the subclass says why).
         """
         if self._closed:
             raise ConnectionClosedError("the transport is closed")
+        if self.auth is None:
+            return await self._send(message)
+        auth, refused = self.auth, 0
+        while True:  # a refused message was not processed: signing in and re-sending it is safe
+            if auth.needs_refresh(self.url):
+                await auth.refresh(self.url, self._http)
+            sent = self._core.authorization = auth.authorization(self.url)
+            try:
+                return await self._send(message)
+            except AuthorizationRequiredError as exc:
+                refused += 1
+                await auth.handle(self.url, exc.status, exc.www_authenticate, sent, self._http, refused)
+
+    async def _send(self, message: TransportMessage) -> None:
         action = self._core.send(message)
         self._stop_aborted()
         if not isinstance(action, Exchange):

@@ -68,6 +68,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .backoff import BackoffPolicy
 from .errors import (
+    AuthorizationRequiredError,
     ConnectionClosedError,
     HTTPStatusError,
     LegacyServerError,
@@ -365,6 +366,21 @@ class StreamableHTTPClient:
         self._aborted: list[Exchange] = []
         self._tool_headers: dict[str, dict[str, str]] = {}  # tool -> {argument: Mcp-Param-* header}
 
+    @property
+    def authorization(self) -> str | None:
+        """The ``Authorization`` header every request carries (OAuth sets it), or ``None``."""
+        for name, value in self.custom_headers.items():
+            if name.lower() == "authorization":
+                return value
+        return None
+
+    @authorization.setter
+    def authorization(self, value: str | None) -> None:
+        for name in [n for n in self.custom_headers if n.lower() == "authorization"]:
+            del self.custom_headers[name]
+        if value is not None:
+            self.custom_headers["Authorization"] = value
+
     # -- verbs ------------------------------------------------------------------------------------
 
     def send(self, message: TransportMessage) -> Exchange | AbortExchange | None:
@@ -588,6 +604,14 @@ class StreamableHTTPClient:
         return HTTPRequest("GET", self.url, headers)
 
 
+def _insufficient_scope(challenge: str) -> bool:
+    """A 403 asks for a bigger scope (RFC 6750 §3.1), not "you may not" (e.g. a refused Origin)."""
+    from .oauth_core import bearer_challenge  # rare: keep the import off the start-up path
+
+    found = bearer_challenge(challenge)
+    return found is not None and found.error == "insufficient_scope"
+
+
 # --- one exchange ---------------------------------------------------------------------------------
 
 ExchangeState: TypeAlias = Literal["waiting", "json", "sse", "error_body", "other", "done"]
@@ -637,6 +661,7 @@ class Exchange:
         self._body = bytearray()
         self._decoder: SSEDecoder | None = None
         self._sent_session = request.headers.get("Mcp-Session-Id")
+        self._challenge: str | None = None  # WWW-Authenticate of a 401/403
 
     def __repr__(self) -> str:
         return f"<Exchange {self.request.method} {self.kind} {self._state} pending={self.request_ids}>"
@@ -793,6 +818,8 @@ class Exchange:
                 return [StreamUnavailable()]
             return self._fail(ConnectionClosedError("cannot resume the SSE stream: the server refuses GET (405)"))
         if not 200 <= status < 300:
+            if status in (401, 403):
+                self._challenge = headers.get("www-authenticate", "")
             self._go("error_body")
             return []
         events: list[Event] = []
@@ -915,6 +942,8 @@ class Exchange:
 
     def _on_error_body(self, body: bytes) -> list[Event]:
         """A non-2xx response ended: a JSON-RPC error for our request, or an HTTP status error."""
+        if self._challenge is not None and (self.status == 401 or _insufficient_scope(self._challenge)):
+            return self._fail(self._unauthorized(body))
         error = self._error_message(body)
         if error is not None:
             self._finish()
@@ -925,6 +954,23 @@ class Exchange:
         if self.modern and self.method == "server/discover" and status in _LEGACY_PROBE_STATUSES:
             return self._fail(LegacyServerError(status, f"{what}: not a 2026-07-28 server", body=text))
         return self._fail(HTTPStatusError(status, what, body=text))
+
+    def _unauthorized(self, body: bytes) -> AuthorizationRequiredError:
+        status = self.status or 0
+        challenge = self._challenge or ""
+        if status == 401:
+            sent = any(name.lower() == "authorization" for name in self.request.headers)
+            why = "the server refused the access token" if sent else "the server requires OAuth sign-in"
+        else:
+            why = "the token lacks a scope this request needs (insufficient_scope)"
+        if not challenge:
+            why += (
+                " (no WWW-Authenticate header was readable: a browser shows it only if the server lists it in"
+                " Access-Control-Expose-Headers)"
+            )
+        text = body.decode("utf-8", "replace")
+        what = f"{self.request.method} {self.request.url} answered HTTP {status}: {why}"
+        return AuthorizationRequiredError(status, what, body=text, www_authenticate=challenge)
 
     def _error_message(self, body: bytes) -> JSONRPCError | None:
         """The JSON-RPC error in a non-2xx body, if it answers this exchange's request."""

@@ -30,6 +30,7 @@ PURE_MODULES = [
     "messages",
     "errors",
     "transport",
+    "oauth_core",
 ]
 FORBIDDEN = [
     "js",
@@ -57,6 +58,7 @@ FORBIDDEN_SIBLINGS = [
     "client",
     "cpython",
     "connection",
+    "oauth",
 ]  # adapters and asyncio-based modules
 SERVER_DIR = PACKAGE_DIR.parent / "server_demo"
 SERVER_PURE_MODULES = ["dispatch", "errors", "http_rules", "modern"]
