@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import js
-from pyodide.ffi import JsException, create_proxy, to_js
+from pyodide.ffi import JsException, JsNull, create_proxy, to_js
 
 from .errors import CORS_HELP, ConnectionClosedError, CORSError, NetworkError
 from .memory import Inbox
@@ -699,6 +699,11 @@ OAUTH_CALLBACK_KEY = "pyodide-transport.oauth.callback"
 """``sessionStorage`` key: the callback URL a redirect-fallback sign-in came back with (until it is taken)."""
 
 
+def _text_or_none(value: Any) -> str | None:
+    """A JavaScript string as ``str``; ``null`` (``jsnull``) and ``undefined`` as ``None``."""
+    return None if value is None or isinstance(value, JsNull) else str(value)
+
+
 class SessionStorageStore:
     """An OAuth token store in the page's ``sessionStorage``: this tab only, gone when it closes."""
 
@@ -707,8 +712,7 @@ class SessionStorageStore:
 
     def get(self, key: str) -> str | None:
         """The value stored under ``key``, or ``None``."""
-        value = self._storage.getItem(key)
-        return None if value is None else str(value)
+        return _text_or_none(self._storage.getItem(key))
 
     def set(self, key: str, value: str) -> None:
         """Store ``value`` under ``key``."""
@@ -765,7 +769,8 @@ def start_popup(url: str, state: str) -> Any:
     promise rejects when the popup is closed without an answer.
     """
     helper = js.Function.new("url", "state", "name", _POPUP_JS)
-    return helper(url, state, OAUTH_CHANNEL)
+    promise = helper(url, state, OAUTH_CHANNEL)
+    return None if promise is None or isinstance(promise, JsNull) else promise
 
 
 async def wait_popup(promise: Any) -> str:
@@ -793,11 +798,10 @@ def take_callback() -> str | None:
     storage = getattr(js.globalThis, "sessionStorage", None)
     if storage is None:
         return None
-    value = storage.getItem(OAUTH_CALLBACK_KEY)
-    if value is None:
-        return None
-    storage.removeItem(OAUTH_CALLBACK_KEY)
-    return str(value)
+    value = _text_or_none(storage.getItem(OAUTH_CALLBACK_KEY))
+    if value is not None:
+        storage.removeItem(OAUTH_CALLBACK_KEY)
+    return value
 
 
 async def popup_redirect_handler(prompt: Any) -> str:

@@ -215,6 +215,7 @@ class OAuth:
         self._locks: dict[str, asyncio.Lock] = {}
         self._keys: dict[str, str] = {}  # server URL -> its canonical form
         self._cache: dict[str, Tokens | None] = {}  # the store's tokens by server: no store read per request
+        self._lapsed: dict[str, Tokens] = {}  # tokens dropped after a refused refresh, by server
 
     # -- what the transport asks ------------------------------------------------------------------
 
@@ -254,6 +255,7 @@ class OAuth:
             except TransportError as exc:
                 logger.info("refreshing the token for %s failed: %s", server_url, exc)
                 self._forget_tokens(server_url)
+                self._lapsed[self._key(server_url)] = tokens  # the next sign-in says "expired", keeps the scope
                 return False
             self._save_tokens(server_url, fresh)
             return True
@@ -278,8 +280,8 @@ class OAuth:
         challenge = bearer_challenge(www_authenticate)
         async with self._lock(server_url):
             current = self.tokens(server_url)
-            if current is not None and current.authorization != sent and status == 401:
-                return  # another request signed in meanwhile: retry with its token
+            if current is not None and current.authorization != sent:
+                return  # another request signed in (or stepped up) meanwhile: retry with its token
             if attempt > self.max_authorizations:
                 raise InsufficientScopeError(
                     f"{server_url} still refuses after {self.max_authorizations} sign-ins "
@@ -298,7 +300,7 @@ class OAuth:
                 server_url,
                 challenge=challenge,
                 status=status,
-                previous=current,
+                previous=current if current is not None else self._lapsed.pop(self._key(server_url), None),
                 registrations=self._stored_registration,
                 now=self._clock(),
                 random=self._random,

@@ -315,6 +315,23 @@ def _union(*scopes: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(s for group in scopes for s in group))
 
 
+def _shaped(data: object, required: Sequence[str], optional: Sequence[str] = (), text: Sequence[str] = ()) -> bool:
+    """Whether ``data`` is a mapping of the expected shape (a damaged store entry is refused, never used).
+
+    ``required`` members must be non-empty strings, ``optional`` ones strings or absent, ``text`` ones strings.
+    """
+    if not isinstance(data, Mapping):
+        return False
+    return (
+        all(isinstance(data.get(k), str) and data[k] for k in required)
+        and all(data.get(k) is None or isinstance(data[k], str) for k in optional)
+        and all(isinstance(data.get(k), str) for k in text)
+    )
+
+
+_HOW: Final = ("stored", "pre-registered", "metadata document", "dynamic")
+
+
 @dataclass(frozen=True)
 class ResourceMetadata:
     """RFC 9728 protected-resource metadata, as much of it as the client uses."""
@@ -338,6 +355,7 @@ class ResourceMetadata:
         servers = _strings(doc.get("authorization_servers"))
         if not servers:
             raise MetadataError(f"the protected-resource metadata at {url} lists no 'authorization_servers'")
+        _check_endpoint(servers[0], "authorization server")  # RFC 8414 §2: an https issuer
         wanted = canonical_resource(server_url)
         named = canonical_resource(resource)
         same_origin = _origin(named) == _origin(wanted)
@@ -459,10 +477,13 @@ class ClientRegistration:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ClientRegistration | None:
         """Read :meth:`to_json`'s output back; ``None`` when it is not one."""
-        try:
-            return cls(**{k: data[k] for k in ("issuer", "client_id", "client_secret", "auth_method", "redirect_uri")})
-        except (KeyError, TypeError):
+        if not _shaped(data, ("issuer", "client_id", "auth_method"), ("client_secret",), ("redirect_uri",)):
             return None
+        how = data.get("how", "dynamic")
+        if how not in _HOW:
+            return None
+        keys = ("issuer", "client_id", "client_secret", "auth_method", "redirect_uri")
+        return cls(**{k: data[k] for k in keys if k in data}, how=how)
 
 
 @dataclass(frozen=True)
@@ -472,6 +493,8 @@ class Tokens:
     Attributes:
         expires_at: When it expires (the shell's clock, seconds), or ``None`` if the server did not say.
         scope: The scope granted (the server's ``scope``, else the one requested).
+        lifetime: The ``expires_in`` it came with (seconds), so a short-lived token is not
+            refreshed before every request.
     """
 
     access_token: str
@@ -484,10 +507,15 @@ class Tokens:
     refresh_token: str | None = None
     scope: str | None = None
     revocation_endpoint: str | None = None
+    lifetime: float | None = None
 
     def expired(self, now: float, leeway: float = 30.0) -> bool:
-        """Whether it expires within ``leeway`` seconds of ``now``."""
-        return self.expires_at is not None and now >= self.expires_at - leeway
+        """Whether it expires within ``leeway`` seconds of ``now`` (at most a quarter of its lifetime)."""
+        if self.expires_at is None:
+            return False
+        if self.lifetime is not None and self.lifetime > 0:
+            leeway = min(leeway, self.lifetime / 4)
+        return now >= self.expires_at - leeway
 
     @property
     def authorization(self) -> str:
@@ -501,6 +529,12 @@ class Tokens:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Tokens | None:
         """Read :meth:`to_json`'s output back; ``None`` when it is not one."""
+        required = ("access_token", "token_type", "resource", "issuer", "token_endpoint", "client_id")
+        if not _shaped(data, required, ("refresh_token", "scope", "revocation_endpoint")):
+            return None
+        for number in (data.get("expires_at"), data.get("lifetime")):
+            if number is not None and (isinstance(number, bool) or not isinstance(number, int | float)):
+                return None
         try:
             return cls(**dict(data))
         except TypeError:
@@ -531,6 +565,11 @@ class PendingAuthorization:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PendingAuthorization | None:
         """Read :meth:`to_json`'s output back; ``None`` when it is not one."""
+        required = ("server_url", "resource", "state", "code_verifier", "redirect_uri")
+        if not _shaped(data, required, ("scope",), ("metadata_url",)):
+            return None
+        if not isinstance(data.get("registration"), dict) or not isinstance(data.get("server_metadata"), dict):
+            return None
         try:
             return cls(**dict(data))
         except TypeError:
@@ -650,7 +689,8 @@ def token_response(status: int, body: bytes, *, now: float, base: Tokens, reques
     if not isinstance(kind, str) or kind.lower() != "bearer":
         raise TokenError(status, "", f"token_type {kind!r} is not Bearer (the only type this client sends)")
     lifetime = doc.get("expires_in")
-    expires = now + float(lifetime) if isinstance(lifetime, int | float) and not isinstance(lifetime, bool) else None
+    seconds = float(lifetime) if isinstance(lifetime, int | float) and not isinstance(lifetime, bool) else None
+    expires = now + seconds if seconds is not None else None
     refresh = doc.get("refresh_token")
     scope = doc.get("scope")
     return replace(
@@ -658,6 +698,7 @@ def token_response(status: int, body: bytes, *, now: float, base: Tokens, reques
         access_token=token,
         token_type="Bearer",
         expires_at=expires,
+        lifetime=seconds,
         refresh_token=refresh if isinstance(refresh, str) and refresh else base.refresh_token,
         scope=scope if isinstance(scope, str) else requested_scope,
     )
@@ -920,7 +961,7 @@ class AuthorizationFlow:
             return self.settings.scope or None
         challenged = _scopes(self.challenge.scope if self.challenge else None)
         assert self.resource_metadata is not None
-        base = challenged or list(self.resource_metadata.scopes_supported or ())
+        base = _union(challenged or self.resource_metadata.scopes_supported or ())
         if self.previous is not None:
             base = _union(_scopes(self.previous.scope), base)  # SEP-2350: never lose what was granted
         if base and self.settings.offline_access and "offline_access" in meta.scopes_supported:

@@ -4,6 +4,8 @@ Binds 127.0.0.1 by default; ``--allow-origin`` adds browser origins beyond
 the loopback defaults; ``--event-store sqlite:PATH`` keeps SSE events and
 sessions in SQLite so resumption survives a restart; ``--stdio`` speaks
 line-delimited JSON-RPC on stdin/stdout instead (logs go to stderr).
+OAuth (``/mcp/protected`` and its authorization server under ``/oauth``) is on
+unless ``--no-oauth``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -27,6 +30,29 @@ from .config import (
 __all__ = ["main", "parse_args"]
 
 REPO_SITE = Path(__file__).resolve().parents[1] / "site" / "dist"
+
+_SECRET_PARAMS = re.compile(r"([?&](?:code|access_token|refresh_token)=)[^&\s]*", re.IGNORECASE)
+
+
+class _RedactSecrets(logging.Filter):
+    """Keeps authorization codes and tokens in a query string (e.g. ``/oauth/callback.html?code=…``) out of the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite the access log's path argument."""
+        if isinstance(record.args, tuple):
+            record.args = tuple(_SECRET_PARAMS.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: an integer above zero."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {value}")
+    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,6 +78,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="SECONDS",
         help="idle sessions expire after this long (default 1800)",
     )
+    parser.add_argument("--no-oauth", action="store_true", help="serve neither /mcp/protected nor the OAuth server")
+    parser.add_argument(
+        "--token-lifetime",
+        type=_positive_int,
+        default=3600,
+        metavar="SECONDS",
+        help="OAuth access token lifetime (default 3600)",
+    )
     parser.add_argument("--stdio", action="store_true", help="speak MCP over stdin/stdout instead of HTTP")
     parser.add_argument("--log-level", default="info", help="logging level (default info)")
     return parser.parse_args(argv)
@@ -72,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
     from .app import AppConfig, create_app
+    from .oauth import OAuthConfig
 
     hosts = list(DEFAULT_ALLOWED_HOSTS) + list(args.allow_host)
     if args.host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
@@ -93,11 +128,15 @@ def main(argv: list[str] | None = None) -> None:
         sse=stateful_sse(**endpoint, event_store=store),
         json=stateful_json(**endpoint),
         stateless=stateless_json(**endpoint),
+        protected=stateful_sse(**endpoint),
+        oauth=None if args.no_oauth else OAuthConfig(token_lifetime=args.token_lifetime),
     )
     app = create_app(build_demo_server(), config)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"pyodide-transport demo server on http://{shown}:{args.port}/", flush=True)
-    print(f"  MCP: /mcp (SSE)  /mcp/json  /mcp/stateless  /ws   site: {site or '(none)'}", flush=True)
+    protected = "  /mcp/protected (OAuth)" if config.oauth is not None else ""
+    print(f"  MCP: /mcp (SSE)  /mcp/json  /mcp/stateless{protected}  /ws   site: {site or '(none)'}", flush=True)
+    logging.getLogger("uvicorn.access").addFilter(_RedactSecrets())
     uvicorn.run(
         app,
         host=args.host,

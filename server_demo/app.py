@@ -3,7 +3,9 @@
 * ``/mcp`` — Streamable HTTP, stateful, SSE, resumable
 * ``/mcp/json`` — Streamable HTTP, stateful, JSON responses
 * ``/mcp/stateless`` — Streamable HTTP, stateless, JSON responses
+* ``/mcp/protected`` — like ``/mcp`` (same core), but OAuth-protected: ``Authorization: Bearer`` required
 * ``/ws`` — WebSocket, subprotocol ``mcp``
+* ``/oauth/…`` and ``/.well-known/…`` — the OAuth authorization server and metadata (:mod:`server_demo.oauth`)
 * ``/`` — the site's static files, with a Content-Security-Policy a Pyodide/PyScript page can live with
 """
 
@@ -34,6 +36,8 @@ from .config import (
 from .core import Server
 from .demo import build_demo_server
 from .http import StreamableHttpEndpoint
+from .oauth import PROTECTED_PATH, OAuthConfig, OAuthProvider
+from .oauth_resource import BearerGuard
 from .websocket import websocket_endpoint
 
 __all__ = ["AppConfig", "CSPMiddleware", "content_security_policy", "create_app"]
@@ -101,23 +105,40 @@ class CSPMiddleware:
 
 @dataclass
 class AppConfig:
-    """What :func:`create_app` serves."""
+    """What :func:`create_app` serves.
+
+    Attributes:
+        site_dir: The static site (served at ``/``) if it exists.
+        security: Host and Origin rules of every endpoint.
+        sse: ``/mcp`` (default :func:`~server_demo.config.stateful_sse`).
+        json: ``/mcp/json`` (default :func:`~server_demo.config.stateful_json`).
+        stateless: ``/mcp/stateless`` (default :func:`~server_demo.config.stateless_json`).
+        protected: ``/mcp/protected`` (default :func:`~server_demo.config.stateful_sse`; its own sessions).
+        oauth: The authorization server and the bearer rules; None serves neither it nor ``/mcp/protected``.
+        max_ws_message_bytes: One WebSocket message's limit.
+    """
 
     site_dir: Path | None = None
     security: SecurityConfig = field(default_factory=SecurityConfig)
     sse: StreamableHttpServerConfig | None = None
     json: StreamableHttpServerConfig | None = None
     stateless: StreamableHttpServerConfig | None = None
+    protected: StreamableHttpServerConfig | None = None
+    oauth: OAuthConfig | None = field(default_factory=OAuthConfig)
     max_ws_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 
 
 _INDEX = """<!doctype html><meta charset="utf-8"><title>pyodide-transport demo server</title>
 <h1>pyodide-transport demo server</h1><p>MCP endpoints: <code>/mcp</code> (SSE), <code>/mcp/json</code>,
-<code>/mcp/stateless</code>, <code>/ws</code>. No site directory is being served.</p>"""
+<code>/mcp/stateless</code>, <code>/ws</code> (and <code>/mcp/protected</code> with OAuth).
+No site directory is being served.</p>"""
 
 
 def create_app(server: Server | None = None, config: AppConfig | None = None) -> Starlette:
-    """Build the ASGI app serving every endpoint (and the site, if ``config.site_dir`` exists)."""
+    """Build the ASGI app serving every endpoint (and the site, if ``config.site_dir`` exists).
+
+    ``app.state.oauth`` is the :class:`~server_demo.oauth.OAuthProvider` (None with ``config.oauth=None``).
+    """
     server = server or build_demo_server()
     config = config or AppConfig()
     security = config.security
@@ -127,6 +148,15 @@ def create_app(server: Server | None = None, config: AppConfig | None = None) ->
         ("/mcp/stateless", StreamableHttpEndpoint(server, config.stateless or stateless_json(security=security))),
     ]
     routes: list[Route | WebSocketRoute | Mount] = [Route(path, endpoint) for path, endpoint in endpoints]
+    provider = None
+    if config.oauth is not None:
+        provider = OAuthProvider(config.oauth, security, PROTECTED_PATH)
+        protected_config = config.protected or stateful_sse(security=security)
+        protected = StreamableHttpEndpoint(server, protected_config)
+        endpoints.append((PROTECTED_PATH, protected))
+        guard = BearerGuard(protected, provider, protected_config.security, protected_config.max_body_bytes)
+        routes.append(Route(PROTECTED_PATH, guard))
+        routes.extend(Route(path, CSPMiddleware(oauth_app)) for path, oauth_app in provider.routes())
     routes.append(WebSocketRoute("/ws", websocket_endpoint(server, security, config.max_ws_message_bytes)))
     if config.site_dir is not None and config.site_dir.is_dir():
         routes.append(Mount("/", app=CSPMiddleware(StaticFiles(directory=config.site_dir, html=True))))
@@ -144,4 +174,5 @@ def create_app(server: Server | None = None, config: AppConfig | None = None) ->
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.endpoints = dict(endpoints)
     app.state.server = server
+    app.state.oauth = provider
     return app

@@ -42,8 +42,10 @@ __all__ = [
 CORS_ALLOW_HEADERS: tuple[str, ...] = BROWSER_REQUEST_HEADERS
 """Request headers a browser page may send (answered in every preflight)."""
 
-CORS_EXPOSE_HEADERS = ", ".join(EXPOSED_RESPONSE_HEADERS)
-"""Response headers a browser page may read; without this the session id stays hidden."""
+CORS_EXPOSE_HEADERS = ", ".join(
+    {name.lower(): name for name in (*EXPOSED_RESPONSE_HEADERS, "WWW-Authenticate")}.values()
+)
+"""Response headers a browser page may read; without this the session id (and an OAuth challenge) stays hidden."""
 
 ALLOWED_METHODS = "GET, POST, DELETE, OPTIONS"
 

@@ -22,9 +22,12 @@ import mcp_types as mt
 from mcp_types.version import KNOWN_PROTOCOL_VERSIONS
 
 import pyodide_transport as pt
+from pyodide_transport import _browser
 from pyodide_transport.client import Client
 from pyodide_transport.connection import transport_for
-from pyodide_transport.errors import MCPError
+from pyodide_transport.errors import AuthorizationCancelledError, MCPError
+from pyodide_transport.oauth import OAuth, OAuthRequest
+from pyodide_transport.oauth_core import OpenAuthorization
 
 from .dom import FormView, Scope, block_node, by_testid, clear, el, report_error, set_error_sink, set_text, spawn
 from .forms import build_form, parse_json_arguments
@@ -38,7 +41,7 @@ from .settings import (
     parse_deep_link,
     template_variables,
 )
-from .tracing import TraceEntry, TracingTransport
+from .tracing import TraceEntry, TracingTransport, oauth_entry
 from .views import capability_summary, log_view, prompt_views, resource_contents_blocks, result_view
 
 __all__ = ["Explorer", "main"]
@@ -80,6 +83,11 @@ class Explorer:
         self.trace_count = 0
         self.log_count = 0
         self.csp_blocked: list[str] = []
+        # Sign-in for protected servers: tokens in this tab's sessionStorage, the sign-in in a popup
+        # opened from the "Sign in" click (or in this tab), every discovery request in the trace.
+        self.auth = OAuth(
+            redirect_handler=self._sign_in, client_name="pyodide-transport explorer", on_request=self._on_oauth
+        )
 
     # ------------------------------------------------------------ page setup
 
@@ -120,12 +128,28 @@ class Explorer:
         for tab in js.document.querySelectorAll("[data-tab]"):
             name = str(tab.dataset.tab)
             self.scope.on(tab, "click", functools.partial(_ignore_event, self.show_tab, name))
+        self.scope.on(by_testid("sign-out-button"), "click", lambda _e: self.sign_out())
         self._update_share_link()
         by_testid("connect-button").disabled = False
         js.document.body.classList.remove("booting")
         js.document.body.dataset.ready = "true"
-        if settings.autoconnect:
-            spawn(self.connect(quiet=settings.implied))
+        spawn(self._start(settings))
+
+    async def _start(self, settings: Settings) -> None:
+        """Finish a sign-in that left this tab (the redirect fallback) and connect; else autoconnect."""
+        try:
+            server = await self.auth.resume_redirect()
+        except Exception as exc:
+            self._status("error", "Sign-in failed")
+            self._error(describe_error(exc))
+            return
+        if server is not None:
+            by_testid("server-url").value = server
+            if TRANSPORTS[str(by_testid("transport-select").value)].websocket:
+                by_testid("transport-select").value = "http-sse"  # the URL has its path: any HTTP choice keeps it
+            await self.connect()
+        elif settings.autoconnect:
+            await self.connect(quiet=settings.implied)
 
     def _enter_connects(self, evt: Any) -> Any:
         if str(evt.key) == "Enter" and self.client is None:
@@ -220,6 +244,8 @@ class Explorer:
         options: dict[str, Any] = {}
         if settings.header_name and not choice.websocket:
             options["headers"] = {settings.header_name: settings.header_value}
+        if not choice.websocket:  # a page cannot set Authorization on a WebSocket
+            options["auth"] = self.auth
         by_testid("connect-button").disabled = True
         self._status("connecting", f"Connecting to {url}…")
         try:
@@ -250,6 +276,7 @@ class Explorer:
         self.client = client
         self._set_connected_controls(True)
         self._show_server_info(client, url)
+        self._show_auth()
         self._status("connected", f"Connected · {choice.label}")
         self._update_share_link()
         caps = client.server_capabilities
@@ -298,6 +325,94 @@ class Explorer:
             by_testid(name).appendChild(el("p", f"Select {text}.", cls="empty"))
         for name in ("tools-count", "resources-count", "prompts-count"):
             set_text(by_testid(name), "")
+
+    # ------------------------------------------------------------ sign-in
+
+    async def _sign_in(self, prompt: OpenAuthorization) -> str:
+        """The OAuth redirect handler: ask for a click, then sign in in a popup (or in this tab).
+
+        Browsers open a popup only during a user gesture, so the popup opens in the "Sign in"
+        click handler itself; when it is blocked (or "in this tab" is ticked) the page leaves for
+        the authorization server and the site's ``oauth/callback.html`` brings the user back.
+        """
+        answer: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        server = prompt.pending.server_url
+        asked = f" (scope {prompt.scope})" if prompt.scope else ""
+        reason = {
+            "sign-in": f"{server} asks you to sign in{asked}.",
+            "expired": f"Your sign-in to {server} expired: it no longer accepts the token. Sign in again{asked}.",
+            "step-up": f"{server} needs more access for this{asked}: sign in again to grant it.",
+        }[prompt.reason]
+        panel, text = by_testid("auth-panel"), by_testid("auth-reason")
+        set_text(text, reason)
+        panel.dataset.reason = prompt.reason
+        panel.hidden = False
+        previous = str(by_testid("connection-status").textContent)
+        self._status("auth", "Sign-in required")
+        buttons = Scope()
+
+        def leave() -> None:
+            set_text(text, "Signing in in this tab…")
+            _browser.redirect_to(prompt.url, prompt.pending.state)
+
+        def click(_evt: Any) -> None:
+            if answer.done():
+                return
+            if by_testid("sign-in-redirect").checked:
+                leave()
+                return
+            promise = _browser.start_popup(prompt.url, prompt.pending.state)
+            if promise is None:  # blocked: fall back to a redirect
+                leave()
+                return
+            set_text(text, "Waiting for the sign-in window…")
+            by_testid("sign-in-button").disabled = True
+            spawn(_settle_with(answer, _browser.wait_popup(promise)))
+
+        def cancel(_evt: Any) -> None:
+            if not answer.done():
+                answer.set_exception(AuthorizationCancelledError("you cancelled it"))
+
+        buttons.on(by_testid("sign-in-button"), "click", click)
+        buttons.on(by_testid("sign-in-cancel"), "click", cancel)
+        try:
+            return await answer
+        finally:
+            buttons.clear()
+            by_testid("sign-in-button").disabled = False
+            panel.hidden = True
+            if self.client is not None:
+                self._status("connected", previous)
+
+    def _on_oauth(self, request: OAuthRequest) -> None:
+        self._on_trace(oauth_entry(request, time.time()))
+        if request.purpose in ("token", "refresh") and request.status == 200:
+            asyncio.get_running_loop().call_soon(self._show_auth)  # the tokens are stored by then
+
+    def _show_auth(self) -> None:
+        """Show the scopes granted and the token's expiry (hidden when not signed in)."""
+        tokens = self.auth.tokens(self.url) if self.url else None
+        by_testid("auth-info").hidden = tokens is None
+        if tokens is None:
+            return
+        set_text(by_testid("auth-scopes"), tokens.scope or "(the server named none)")
+        if tokens.expires_at is None:
+            expiry = "does not expire (the server gave no lifetime)"
+        else:
+            left = tokens.expires_at - time.time()
+            when = _clock(tokens.expires_at)[:8]
+            expiry = f"expired at {when}" if left <= 0 else f"expires at {when} (in {_minutes(left)})"
+            if tokens.refresh_token:
+                expiry += " · refreshable"
+        set_text(by_testid("auth-expiry"), expiry)
+
+    async def sign_out(self) -> None:
+        """Revoke and forget the tokens for this server, then disconnect."""
+        url = self.url
+        await self.disconnect()
+        await self.auth.sign_out(url)
+        by_testid("auth-info").hidden = True
+        self._status("disconnected", "Signed out")
 
     def _require(self) -> Client:
         if self.client is None:
@@ -905,6 +1020,22 @@ class Explorer:
             return await answer
         finally:
             self._close_dialog()
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+async def _settle_with(answer: asyncio.Future[str], outcome: Any) -> None:
+    """Resolve ``answer`` with what ``outcome`` gives (or raises), unless it was settled already."""
+    try:
+        value = await outcome
+    except Exception as exc:
+        if not answer.done():
+            answer.set_exception(exc)
+        return
+    if not answer.done():
+        answer.set_result(value)
 
 
 def _ignore_event(func: Callable[..., Any], *args: Any) -> Any:

@@ -9,6 +9,10 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, quote, urlencode, urlsplit, urlunsplit
 
 from pyodide_transport.errors import (
+    AuthorizationCancelledError,
+    AuthorizationDeniedError,
+    AuthorizationError,
+    AuthorizationRequiredError,
     ConnectionClosedError,
     CORSError,
     HTTPStatusError,
@@ -56,6 +60,13 @@ TRANSPORTS: dict[str, TransportChoice] = {
         TransportChoice(
             "http-stateless", "HTTP stateless", "/mcp/stateless", False, "No session, JSON responses, no GET stream"
         ),
+        TransportChoice(
+            "http-oauth",
+            "HTTP + OAuth sign-in",
+            "/mcp/protected",
+            False,
+            "The demo's protected endpoint: 401 until you sign in (OAuth 2.1, PKCE, a popup)",
+        ),
         TransportChoice("websocket", "WebSocket", "/ws", True, "One socket, subprotocol mcp, one message per frame"),
     )
 }
@@ -69,6 +80,8 @@ _ALIASES = {
     "mcp": "http-sse",
     "json": "http-json",
     "stateless": "http-stateless",
+    "oauth": "http-oauth",
+    "protected": "http-oauth",
     "ws": "websocket",
 }
 
@@ -165,6 +178,17 @@ def describe_error(exc: BaseException, url: str = "") -> str:
     if isinstance(exc, UnsupportedProtocolVersionError):
         offered = f" The server offers: {', '.join(exc.supported)}." if exc.supported else ""
         return f"No protocol version in common with the server{where}: {exc.error_message}.{offered}"
+    if isinstance(exc, AuthorizationDeniedError):
+        said = f" ({exc.description})" if exc.description else ""
+        if exc.error == "access_denied":
+            return f"Sign-in refused{where}: consent was not given{said}. Connect again to sign in."
+        return f"Sign-in refused{where}: the authorization server answered {exc.error}{said}."
+    if isinstance(exc, AuthorizationCancelledError):
+        return f"Sign-in cancelled{where}: {exc}. Connect again to sign in."
+    if isinstance(exc, AuthorizationRequiredError):
+        return f"Sign-in required{where}: {exc}"
+    if isinstance(exc, AuthorizationError):
+        return f"Sign-in failed{where} ({type(exc).__name__}): {exc}"
     if isinstance(exc, HTTPStatusError):
         hint = {
             404: "nothing is served there: check the URL and the transport's path",

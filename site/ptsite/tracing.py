@@ -25,7 +25,7 @@ from pyodide_transport.messages import (
 )
 from pyodide_transport.transport import Transport
 
-__all__ = ["Direction", "TraceEntry", "TracingTransport", "describe"]
+__all__ = ["Direction", "TraceEntry", "TracingTransport", "describe", "oauth_entry"]
 
 Direction: TypeAlias = Literal["out", "in"]
 """``out``: we sent it; ``in``: the server sent it."""
@@ -86,6 +86,16 @@ def describe(seconds: float) -> str:
     if seconds < 1:
         return f"{seconds * 1000:.0f} ms"
     return f"{seconds:.1f} s"
+
+
+def oauth_entry(request: Any, wall_time: float) -> TraceEntry:
+    """A trace entry for one request the sign-in made (an :class:`~pyodide_transport.oauth.OAuthRequest`).
+
+    Discovery, registration and token requests are HTTP, not JSON-RPC: they show as kind
+    ``oauth`` with their purpose as the method, and the URL, status and outcome as the body.
+    """
+    body = {"http": f"{request.method} {request.url}", "status": request.status, "outcome": request.outcome}
+    return TraceEntry(0, "out", "oauth", request.purpose, "", wall_time, None, body)
 
 
 def _kind(message: TransportMessage) -> str:

@@ -23,6 +23,7 @@ EXPECTED = {
         ["FetchTransport", "WebSocketTransport", "'hi'"],
         ["/mcp/stateless  era=handshake session id: None", "/mcp/json       era=handshake session id: "],
         ["FetchTransport negotiated"],
+        ["resource metadata 200", "authorization server metadata 200", "token 200", "signed in", "granted mcp:tools"],
     ],
     "custom-transports.html": [
         ["server: tiny 1.0", "tools: ['shout']", "server: the client closed the connection"],
@@ -31,9 +32,18 @@ EXPECTED = {
 }
 
 
-def run(page: Page, index: int) -> str:
+SIGNS_IN = {("transports.html", 4)}
+"""Snippets that sign in: their Run click opens the consent page in a popup, which the test accepts."""
+
+
+def run(page: Page, index: int, signs_in: bool = False) -> str:
     snippet = page.get_by_test_id(f"snippet-{index}")
-    snippet.get_by_test_id("snippet-run").click()
+    if signs_in:
+        with page.expect_popup(timeout=RUN) as opened:
+            snippet.get_by_test_id("snippet-run").click()
+        opened.value.get_by_test_id("consent-allow").click()
+    else:
+        snippet.get_by_test_id("snippet-run").click()
     expect(snippet).to_have_attribute("data-state", "done", timeout=RUN)
     return snippet.get_by_test_id("snippet-output").inner_text()
 
@@ -50,7 +60,7 @@ def test_every_snippet_runs_against_the_demo_server(page: Page, demo_server, nam
     snippets = page.locator(".snippet")
     expect(snippets).to_have_count(len(EXPECTED[name]))
     for index, wanted in enumerate(EXPECTED[name], start=1):
-        output = run(page, index)
+        output = run(page, index, (name, index) in SIGNS_IN)
         for text in wanted:
             assert text in output, f"snippet {index} of {name}: {text!r} not in\n{output}"
     if name == "getting-started.html":

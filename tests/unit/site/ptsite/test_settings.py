@@ -13,9 +13,13 @@ from ptsite.settings import (
 )
 
 from pyodide_transport.errors import (
+    AuthorizationCancelledError,
+    AuthorizationDeniedError,
+    AuthorizationRequiredError,
     ConnectionClosedError,
     CORSError,
     HTTPStatusError,
+    IssuerMismatchError,
     NetworkError,
     UnsupportedProtocolVersionError,
 )
@@ -56,7 +60,7 @@ def test_deep_links() -> None:
     assert s == Settings("http://h:1", "websocket", "Authorization", "Bearer t", True)
     assert parse_deep_link("transport=bogus&autoconnect=0", origin).transport == "http-sse"
     assert parse_deep_link(deep_link(s).lstrip("?"), origin) == Settings("http://h:1", "websocket", autoconnect=True)
-    assert set(TRANSPORTS) == {"http-sse", "http-json", "http-stateless", "websocket"}
+    assert set(TRANSPORTS) == {"http-sse", "http-json", "http-stateless", "http-oauth", "websocket"}
 
 
 def test_error_descriptions_name_the_cause() -> None:
@@ -67,6 +71,19 @@ def test_error_descriptions_name_the_cause() -> None:
     assert "code 1006" in describe_error(ConnectionClosedError("gone", code=1006))
     assert "Is the server running" in describe_error(NetworkError("refused"))
     assert describe_error(ValueError("x")).startswith("Unexpected ValueError")
+
+
+def test_sign_in_failures_are_described_before_their_http_status() -> None:
+    refused = describe_error(AuthorizationDeniedError("access_denied", "the user said no"), "http://h/mcp")
+    assert refused.startswith("Sign-in refused at http://h/mcp: consent was not given (the user said no)")
+    assert "invalid_scope" in describe_error(AuthorizationDeniedError("invalid_scope"))
+    assert describe_error(AuthorizationCancelledError("the window closed")).startswith("Sign-in cancelled")
+    required = AuthorizationRequiredError(401, "sign in", www_authenticate="Bearer")
+    assert describe_error(required).startswith("Sign-in required") and "Authorization header" not in describe_error(
+        required
+    )
+    mismatch = describe_error(IssuerMismatchError("wrong issuer"))
+    assert mismatch == "Sign-in failed (IssuerMismatchError): wrong issuer"
 
 
 def test_uri_templates() -> None:
