@@ -49,11 +49,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY
@@ -291,6 +291,9 @@ def probe_browser_rules(url: str, origin: str) -> tuple[list[Check], dict[str, A
 # --- the authorization side, over urllib -----------------------------------------------------------
 
 
+_Doc = TypeVar("_Doc")
+
+
 def _get_document(url: str, origin: str) -> tuple[Check | None, dict[str, Any] | None, bool]:
     """GET a metadata document as a page on ``origin``: (a check when it failed, the JSON, CORS ok)."""
     try:
@@ -311,6 +314,33 @@ def _get_document(url: str, origin: str) -> tuple[Check | None, dict[str, Any] |
 
 def _cors_detail(cors: bool, origin: str) -> str:
     return "CORS allows the page" if cors else f"no Access-Control-Allow-Origin for {origin}: a page cannot read it"
+
+
+def _first_document(
+    checks: list[Check],
+    what: str,
+    candidates: list[str],
+    origin: str,
+    parse: Callable[[str, dict[str, Any]], _Doc],
+    describe: Callable[[_Doc], str],
+) -> _Doc | None:
+    """Try ``candidates`` in order; a check for each one tried; the first usable document, parsed."""
+    for candidate in candidates:
+        failed, doc, cors = _get_document(candidate, origin)
+        if failed is not None:
+            checks.append(Check(f"{what} {failed.name}", failed.status, failed.detail))
+            continue
+        assert doc is not None
+        try:
+            found = parse(candidate, doc)
+        except TransportError as exc:
+            checks.append(Check(f"{what} {candidate}", "fail", str(exc)))
+            return None
+        checks.append(
+            Check(f"{what} {candidate}", "pass" if cors else "fail", describe(found) + _cors_detail(cors, origin))
+        )
+        return found
+    return None
 
 
 def probe_authorization(url: str, origin: str, facts: Mapping[str, Any]) -> list[Check]:
@@ -358,42 +388,26 @@ def probe_authorization(url: str, origin: str, facts: Mapping[str, Any]) -> list
                     "scope a step-up needs (add it to Access-Control-Expose-Headers)",
                 )
             )
-    resource: ResourceMetadata | None = None
-    for candidate in protected_resource_urls(url, challenge):
-        failed, doc, cors = _get_document(candidate, origin)
-        if failed is not None:
-            checks.append(Check(f"protected-resource metadata {failed.name}", failed.status, failed.detail))
-            continue
-        assert doc is not None
-        try:
-            resource = ResourceMetadata.parse(candidate, doc, url)
-        except TransportError as exc:
-            checks.append(Check(f"protected-resource metadata {candidate}", "fail", str(exc)))
-            break
-        status = "pass" if cors else "fail"
-        detail = f"authorization servers {', '.join(resource.authorization_servers)}; {_cors_detail(cors, origin)}"
-        checks.append(Check(f"protected-resource metadata {candidate}", status, detail))
-        break
+    resource = _first_document(
+        checks,
+        "protected-resource metadata",
+        protected_resource_urls(url, challenge),
+        origin,
+        lambda at, doc: ResourceMetadata.parse(at, doc, url),
+        lambda found: f"authorization servers {', '.join(found.authorization_servers)}; ",
+    )
     if resource is None:
         checks.append(Check("protected-resource metadata", "fail", "no usable document at any RFC 9728 URL"))
         return checks
     issuer = resource.authorization_servers[0]
-    server: ServerMetadata | None = None
-    for candidate in authorization_server_urls(issuer):
-        failed, doc, cors = _get_document(candidate, origin)
-        if failed is not None:
-            checks.append(Check(f"authorization-server metadata {failed.name}", failed.status, failed.detail))
-            continue
-        assert doc is not None
-        try:
-            server = ServerMetadata.parse(candidate, doc, issuer)
-        except TransportError as exc:
-            checks.append(Check(f"authorization-server metadata {candidate}", "fail", str(exc)))
-            return checks
-        checks.append(
-            Check(f"authorization-server metadata {candidate}", "pass" if cors else "fail", _cors_detail(cors, origin))
-        )
-        break
+    server = _first_document(
+        checks,
+        "authorization-server metadata",
+        authorization_server_urls(issuer),
+        origin,
+        lambda at, doc: ServerMetadata.parse(at, doc, issuer),
+        lambda found: "",
+    )
     if server is None:
         checks.append(Check("authorization-server metadata", "fail", f"no usable document for issuer {issuer}"))
         return checks

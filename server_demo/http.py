@@ -67,7 +67,7 @@ from .http_rules import (
 from .modern import check_param_headers, check_routing_headers, is_modern_request, parse_envelope
 from .sse import encode_event, encode_priming_event, parse_event_id
 
-__all__ = ["ERROR_STATUS", "HttpSession", "StreamableHttpEndpoint"]
+__all__ = ["ERROR_STATUS", "HttpSession", "StreamableHttpEndpoint", "read_body"]
 
 logger = logging.getLogger("server_demo.http")
 
@@ -364,7 +364,7 @@ class StreamableHttpEndpoint:
         )
         body = None
         if rejected is None:
-            body = await _read_body(headers, receive, self.config.max_body_bytes)
+            body = await read_body(headers, receive, self.config.max_body_bytes)
             if isinstance(body, Rejection):
                 rejected = body
         if rejected is not None or body is None or isinstance(body, Rejection):
@@ -744,7 +744,8 @@ def _parse_body(body: bytes) -> tuple[list[TransportMessage], bool] | Rejection:
     return decoded
 
 
-async def _read_body(headers: Mapping[str, str], receive: Receive, limit: int) -> bytes | Rejection:
+async def read_body(headers: Mapping[str, str], receive: Receive, limit: int) -> bytes | Rejection:
+    """The whole request body, or a rejection: 413 past ``limit`` (declared or counted), 400 on a disconnect."""
     too_big = Rejection(413, f"Payload Too Large: the limit is {limit} bytes")
     declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:

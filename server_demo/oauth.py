@@ -1039,6 +1039,13 @@ class OAuthProvider:
             return _Answer(*error()).response(cors)
 
     async def _token(self, request: Request) -> Response:
+        return await self._form_endpoint(request, "token")
+
+    async def _revoke(self, request: Request) -> Response:
+        return await self._form_endpoint(request, "revocation")
+
+    async def _form_endpoint(self, request: Request, endpoint: str) -> Response:
+        """A POSTed form to the token or the revocation endpoint, answered by authlib."""
         early = self._guard(request, ("POST",))
         if early is not None:
             return early
@@ -1046,26 +1053,15 @@ class OAuthProvider:
         oauth_request = await self._form_request(request)
         if isinstance(oauth_request, Response):
             return oauth_request
-        if not oauth_request.form.get("grant_type"):
+        if endpoint == "token" and not oauth_request.form.get("grant_type"):
             return self._error(400, "invalid_request", "Missing 'grant_type'", cors)
         with self._serving(request_origin(request.scope)):
             try:
-                answer: _Answer = self.server.create_token_response(oauth_request)
-            except ValueError:
-                return self._error(400, "invalid_request", "A parameter has characters not allowed", cors)
-        return answer.response(cors)
-
-    async def _revoke(self, request: Request) -> Response:
-        early = self._guard(request, ("POST",))
-        if early is not None:
-            return early
-        cors = self._cors(request)
-        oauth_request = await self._form_request(request)
-        if isinstance(oauth_request, Response):
-            return oauth_request
-        with self._serving(request_origin(request.scope)):
-            try:
-                answer: _Answer = self.server.create_endpoint_response("revocation", oauth_request)
+                answer: _Answer = (
+                    self.server.create_token_response(oauth_request)
+                    if endpoint == "token"
+                    else self.server.create_endpoint_response(endpoint, oauth_request)
+                )
             except ValueError:
                 return self._error(400, "invalid_request", "A parameter has characters not allowed", cors)
         return answer.response(cors)

@@ -27,6 +27,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .config import SecurityConfig
+from .http import read_body
 from .http_rules import Rejection, check_security, cors_headers
 from .oauth import OAuthProvider, request_origin
 from .oauth_store import Token, scope_list
@@ -121,9 +122,7 @@ class BearerGuard:
             return
         replay = receive
         if scope["method"] == "POST":
-            body = await _read_body(receive, headers, self.max_body_bytes)
-            if body is None:
-                return  # the client went away
+            body = await read_body(headers, receive, self.max_body_bytes)
             if isinstance(body, Rejection):
                 await _send(send, body.status, body.body(), {**cors, "Content-Type": body.media_type})
                 return
@@ -172,27 +171,6 @@ class BearerGuard:
             "Cache-Control": "no-store",
         }
         await _send(send, status, body, headers)
-
-
-async def _read_body(receive: Receive, headers: Headers, limit: int) -> bytes | Rejection | None:
-    """The whole body; a 413 rejection past ``limit``; None when the client disconnected."""
-    too_big = Rejection(413, f"Payload Too Large: the limit is {limit} bytes")
-    declared = headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return too_big
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return None
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return too_big
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def _replaying(body: bytes, receive: Receive) -> Receive:

@@ -9,15 +9,14 @@ the site's ``oauth/callback.html`` hands the answer back, and the code is exchan
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from e2e_support import screenshot
 from playwright.sync_api import Page, expect
 
+from devtools.oauth_servers import misconfigured_oauth_server
 from devtools.servers import DemoServer
 
 pytestmark = pytest.mark.e2e
@@ -182,66 +181,10 @@ def test_an_expired_token_asks_to_sign_in_again(page: Page, short_lived_server: 
     expect(page.get_by_test_id("result-block").first).to_contain_text("after expiry")
 
 
-class _Misconfigured(BaseHTTPRequestHandler):
-    """A protected MCP server with a browser-hostile OAuth setup, chosen by path.
-
-    ``/no-cors/mcp``: a proper 401 challenge, but its protected-resource metadata is served
-    without CORS headers. ``/hidden/mcp``: a 401 whose ``WWW-Authenticate`` is not exposed to
-    scripts, and no metadata at any well-known URL.
-    """
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def _cors(self) -> None:
-        self.send_header("Access-Control-Allow-Origin", self.headers.get("Origin") or "*")
-
-    def do_OPTIONS(self) -> None:
-        self.send_response(204)
-        self._cors()
-        self.send_header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
-        self.send_header("Access-Control-Allow-Headers", self.headers.get("Access-Control-Request-Headers") or "*")
-        self.end_headers()
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        host = f"http://{self.headers['Host']}"
-        self.send_response(401)
-        self._cors()
-        if self.path.startswith("/no-cors/"):
-            metadata = f"{host}/.well-known/oauth-protected-resource/no-cors/mcp"
-            self.send_header("WWW-Authenticate", f'Bearer resource_metadata="{metadata}"')
-            self.send_header("Access-Control-Expose-Headers", "WWW-Authenticate")
-        else:
-            self.send_header("WWW-Authenticate", f'Bearer resource_metadata="{host}/elsewhere"')
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def do_GET(self) -> None:
-        if self.path == "/.well-known/oauth-protected-resource/no-cors/mcp":
-            body = json.dumps({"resource": f"http://{self.headers['Host']}/no-cors/mcp", "authorization_servers": []})
-            self.send_response(200)  # and no Access-Control-Allow-Origin: a page cannot read it
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body.encode())
-            return
-        self.send_response(404)
-        self._cors()
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-
 @pytest.fixture(scope="module")
 def misconfigured() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Misconfigured)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with misconfigured_oauth_server() as url:
+        yield url
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from devtools import DIST, ROOT
+from devtools.oauth_servers import misconfigured_oauth_server
 from devtools.servers import ServerProcess
 from pyodide_transport import check
 
@@ -89,6 +90,42 @@ def test_foreign_origin_refused_fails_the_preflight(demo_server: Any, capsys: py
     assert check.main([demo_server.url + "/mcp", "--origin", "http://app.example.invalid", "--json"]) == 1
     seen = statuses(capsys.readouterr().out)
     assert seen["CORS preflight for POST"] == "fail"
+
+
+def test_the_authorization_side_of_the_protected_endpoint(demo_server: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    url = demo_server.url + "/mcp/protected"
+    assert check.main([url, "--json"]) == 0
+    seen = statuses(capsys.readouterr().out)
+    assert seen["initialize (handshake era)"] == "info"
+    assert seen["WWW-Authenticate on the HTTP 401"] == seen["WWW-Authenticate exposed"] == "pass"
+    assert (
+        seen[f"protected-resource metadata {demo_server.url}/.well-known/oauth-protected-resource/mcp/protected"]
+        == "pass"
+    )
+    assert (
+        seen[f"authorization-server metadata {demo_server.url}/.well-known/oauth-authorization-server/oauth"] == "pass"
+    )
+    assert seen["client registration"] == seen[f"token endpoint {demo_server.url}/oauth/token"] == "pass"
+    assert seen["FetchTransport end to end"] == "skip"
+
+
+def test_an_open_endpoint_needs_no_authorization(demo_server: Any) -> None:
+    checks = check.probe_authorization(demo_server.url + "/mcp", "http://127.0.0.1:1", {})
+    assert [(c.name, c.status) for c in checks] == [("Authorization", "info")]
+
+
+def test_browser_hostile_authorization_is_reported_per_url(capsys: pytest.CaptureFixture[str]) -> None:
+    with misconfigured_oauth_server() as base:
+        assert check.main([base + "/no-cors/mcp", "--json"]) == 1
+        seen = statuses(capsys.readouterr().out)
+        metadata = f"protected-resource metadata {base}/.well-known/oauth-protected-resource/no-cors/mcp"
+        assert seen[metadata] == "fail"  # it answers, but a page may not read it (and it names no server)
+        assert check.main([base + "/hidden/mcp"]) == 1
+        out = capsys.readouterr().out
+    assert "[WARN] WWW-Authenticate exposed: not listed in Access-Control-Expose-Headers" in out  # a page cannot
+    assert f"[PASS] WWW-Authenticate on the HTTP 401: Bearer resource_metadata={base}/elsewhere" in out  # urllib can
+    assert f"[INFO] protected-resource metadata {base}/.well-known/oauth-protected-resource/hidden/mcp: HTTP 404" in out
+    assert "[FAIL] protected-resource metadata: no usable document at any RFC 9728 URL" in out
 
 
 def test_conformance_mode_needs_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
