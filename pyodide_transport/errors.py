@@ -19,22 +19,25 @@ translated once, at the adapter boundary, and never escape raw.
     ├── ProtocolError              a message or stream broke the rules
     │   ├── LocalProtocolError     we were asked to do something invalid (our fault)
     │   └── RemoteProtocolError    the peer sent something invalid (their fault)
-    │       └── MessageTooLargeError  an SSE event or frame over the size limit
+    │       ├── MessageTooLargeError  an SSE event or frame over the size limit
+    │       └── EnvelopeError      an encrypted envelope tampered with, replayed, truncated or under another key
     ├── MCPError                   the peer answered with a JSON-RPC error; carries ``code``, ``data``
     │   └── UnsupportedProtocolVersionError  no protocol version both sides speak
-    └── AuthorizationError         OAuth could not get a usable token; the message says who must change what
-        ├── DiscoveryError         no protected-resource or authorization-server metadata (``attempts``)
-        │   ├── DiscoveryCORSError         a metadata URL was blocked by CORS in the browser
-        │   └── ChallengeNotExposedError   a 401 without a readable WWW-Authenticate, and no well-known metadata
-        ├── MetadataError          a metadata document is unusable (missing fields, no PKCE S256, plain http)
-        │   ├── ResourceMismatchError      the metadata names another resource than the server we called
-        │   └── IssuerMismatchError        metadata ``issuer`` or the redirect's ``iss`` is not the server's
-        ├── RegistrationError      no usable client registration method, or registration was refused
-        ├── AuthorizationDeniedError   the user or the server refused (``error=access_denied``, ...)
-        ├── AuthorizationResponseError a malformed or hostile redirect (wrong ``state``, foreign URL, no code)
-        ├── AuthorizationCancelledError the sign-in window closed, or nothing can ask the user
-        ├── TokenError             the token endpoint refused; carries ``error`` and ``description``
-        └── InsufficientScopeError the server still refuses after the step-up limit
+    ├── AuthorizationError         OAuth could not get a usable token; the message says who must change what
+    │   ├── DiscoveryError         no protected-resource or authorization-server metadata (``attempts``)
+    │   │   ├── DiscoveryCORSError         a metadata URL was blocked by CORS in the browser
+    │   │   └── ChallengeNotExposedError   a 401 without a readable WWW-Authenticate, and no well-known metadata
+    │   ├── MetadataError          a metadata document is unusable (missing fields, no PKCE S256, plain http)
+    │   │   ├── ResourceMismatchError      the metadata names another resource than the server we called
+    │   │   └── IssuerMismatchError        metadata ``issuer`` or the redirect's ``iss`` is not the server's
+    │   ├── RegistrationError      no usable client registration method, or registration was refused
+    │   ├── AuthorizationDeniedError   the user or the server refused (``error=access_denied``, ...)
+    │   ├── AuthorizationResponseError a malformed or hostile redirect (wrong ``state``, foreign URL, no code)
+    │   ├── AuthorizationCancelledError the sign-in window closed, or nothing can ask the user
+    │   ├── TokenError             the token endpoint refused; carries ``error`` and ``description``
+    │   └── InsufficientScopeError the server still refuses after the step-up limit
+    ├── PolicyError                a PolicyTransport rule refused a message (method, size, rate, inspection)
+    └── CircuitOpenError           a CircuitBreakerTransport fails fast while its circuit is open
 
 Errors say whose fault they are (the h11 convention): a ``LocalProtocolError``
 means fix the calling code, a ``RemoteProtocolError`` means the server is wrong.
@@ -61,9 +64,11 @@ __all__ = [
     "AuthorizationResponseError",
     "CORSError",
     "ChallengeNotExposedError",
+    "CircuitOpenError",
     "ConnectionClosedError",
     "DiscoveryCORSError",
     "DiscoveryError",
+    "EnvelopeError",
     "HTTPStatusError",
     "InsufficientScopeError",
     "IssuerMismatchError",
@@ -73,6 +78,7 @@ __all__ = [
     "MessageTooLargeError",
     "MetadataError",
     "NetworkError",
+    "PolicyError",
     "ProtocolError",
     "RegistrationError",
     "RemoteProtocolError",
@@ -326,3 +332,33 @@ class TokenError(AuthorizationError):
 
 class InsufficientScopeError(AuthorizationError):
     """The server still refuses with ``insufficient_scope`` after the step-up limit (or for a scope already held)."""
+
+
+class PolicyError(TransportError):
+    """A :class:`~pyodide_transport.middleware.PolicyTransport` rule refused a message.
+
+    Attributes:
+        rule: Which rule: ``"method"``, ``"size"``, ``"rate"`` or ``"inspection"``.
+        direction: ``"out"`` (we were sending it) or ``"in"`` (the server sent it).
+    """
+
+    def __init__(self, message: str, *, rule: str, direction: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.direction = direction
+
+
+class CircuitOpenError(TransportError):
+    """A :class:`~pyodide_transport.middleware.CircuitBreakerTransport` is open: failing fast until its cool-down ends.
+
+    Attributes:
+        retry_after: Seconds until the breaker lets one trial message through.
+    """
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class EnvelopeError(RemoteProtocolError):
+    """An encrypted envelope was refused: tampered with, replayed, truncated, malformed or sealed with another key."""
