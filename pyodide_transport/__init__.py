@@ -5,6 +5,8 @@ The session layer (:class:`Client`) runs over any :class:`Transport`:
 :class:`WebSocketTransport` (browser ``WebSocket``, subprotocol ``mcp``) or
 :class:`InMemoryTransport` (tests). :func:`connect` picks one from a URL.
 :class:`OAuth` (``FetchTransport(url, auth=OAuth())``) signs in to protected servers.
+:class:`LoggingTransport`, :class:`PolicyTransport`, :class:`CircuitBreakerTransport` and
+:func:`bridge` (:mod:`pyodide_transport.middleware`) wrap any transport.
 
 Heavy modules (the MCP model set, browser adapters) load on first use, so
 ``import pyodide_transport`` stays cheap inside Pyodide.
@@ -56,7 +58,16 @@ from .transport import Transport
 if TYPE_CHECKING:
     from .client import Client
     from .connection import connect
+    from .encrypted import EncryptedTransport
     from .fetch import FetchTransport
+    from .middleware import (
+        CircuitBreakerTransport,
+        LoggingTransport,
+        Policy,
+        PolicyTransport,
+        RateLimit,
+        bridge,
+    )
     from .oauth import OAuth
     from .websocket import WebSocketTransport
 
@@ -70,11 +81,13 @@ __all__ = [
     "AuthorizationResponseError",
     "CORSError",
     "ChallengeNotExposedError",
+    "CircuitBreakerTransport",
     "CircuitOpenError",
     "Client",
     "ConnectionClosedError",
     "DiscoveryCORSError",
     "DiscoveryError",
+    "EncryptedTransport",
     "EnvelopeError",
     "FetchTransport",
     "HTTPStatusError",
@@ -83,13 +96,17 @@ __all__ = [
     "IssuerMismatchError",
     "LegacyServerError",
     "LocalProtocolError",
+    "LoggingTransport",
     "MCPError",
     "MessageTooLargeError",
     "MetadataError",
     "NetworkError",
     "OAuth",
+    "Policy",
     "PolicyError",
+    "PolicyTransport",
     "ProtocolError",
+    "RateLimit",
     "RegistrationError",
     "RemoteProtocolError",
     "RequestTimeoutError",
@@ -102,6 +119,7 @@ __all__ = [
     "UnsupportedProtocolVersionError",
     "WebSocketTransport",
     "__version__",
+    "bridge",
     "connect",
     "install_scheduler",
 ]
@@ -109,9 +127,16 @@ __all__ = [
 _LAZY = {
     "Client": ".client",
     "connect": ".connection",
+    "EncryptedTransport": ".encrypted",
     "FetchTransport": ".fetch",
     "OAuth": ".oauth",
     "WebSocketTransport": ".websocket",
+    "LoggingTransport": ".middleware",
+    "PolicyTransport": ".middleware",
+    "Policy": ".middleware",
+    "RateLimit": ".middleware",
+    "CircuitBreakerTransport": ".middleware",
+    "bridge": ".middleware",
 }
 
 

@@ -17,6 +17,10 @@ an ``asyncio`` queue.
   :class:`BrowserWebSocket`; its four listeners are ``create_proxy`` objects,
   all destroyed when the socket closes. :func:`live_proxy_count` tells how many
   proxies this module holds right now (tests assert it does not grow).
+* :class:`WebCryptoAEAD` is AES-256-GCM over ``crypto.subtle`` (the key imported once, non-extractable)
+  for :class:`~pyodide_transport.encrypted.EncryptedTransport`; :func:`webcrypto_pbkdf2` derives a
+  passphrase's key with WebCrypto's PBKDF2. A tag that does not verify (``OperationError``) becomes
+  :class:`~pyodide_transport.errors.EnvelopeError`.
 * :func:`install_scheduler` makes Pyodide's event loop run every ready callback
   in one JavaScript microtask instead of one JavaScript task each (see
   :class:`BatchScheduler`); the browser transports install it on first use.
@@ -37,7 +41,7 @@ from urllib.parse import urlsplit
 import js
 from pyodide.ffi import JsException, JsNull, create_proxy, to_js
 
-from .errors import CORS_HELP, ConnectionClosedError, CORSError, NetworkError
+from .errors import CORS_HELP, ConnectionClosedError, CORSError, EnvelopeError, LocalProtocolError, NetworkError
 from .memory import Inbox
 
 __all__ = [
@@ -49,6 +53,7 @@ __all__ = [
     "BrowserResponse",
     "BrowserWebSocket",
     "SessionStorageStore",
+    "WebCryptoAEAD",
     "follow_redirect",
     "install_scheduler",
     "live_proxy_count",
@@ -61,6 +66,7 @@ __all__ = [
     "start_popup",
     "take_callback",
     "wait_popup",
+    "webcrypto_pbkdf2",
 ]
 
 
@@ -838,3 +844,103 @@ async def follow_redirect(url: str) -> str:
         return str(await helper(url))
     except JsException as exc:
         raise translate_fetch_error(url, exc) from None
+
+
+# --- WebCrypto: AES-256-GCM and PBKDF2 -------------------------------------------------------------
+
+
+_AES_GCM_JS = """
+const algorithm = {name: 'AES-GCM', iv, additionalData: aad, tagLength: 128};
+return (encrypt ? crypto.subtle.encrypt(algorithm, key, data) : crypto.subtle.decrypt(algorithm, key, data))
+  .then((buffer) => new Uint8Array(buffer));
+"""
+
+_IMPORT_KEY_JS = "return crypto.subtle.importKey('raw', raw, {name: 'AES-GCM'}, false, ['encrypt', 'decrypt']);"
+
+_PBKDF2_JS = """
+return crypto.subtle.importKey('raw', password, 'PBKDF2', false, ['deriveBits'])
+  .then((base) => crypto.subtle.deriveBits({name: 'PBKDF2', hash: 'SHA-256', salt, iterations}, base, 256))
+  .then((bits) => new Uint8Array(bits));
+"""
+
+
+def _subtle() -> Any:
+    """``crypto.subtle``, or say why it is missing (only secure contexts have it: https, loopback, workers of those)."""
+    crypto = getattr(js.globalThis, "crypto", None)
+    subtle = getattr(crypto, "subtle", None) if crypto is not None else None
+    if subtle is None:
+        raise LocalProtocolError(
+            "WebCrypto (crypto.subtle) is not available here: the page must be a secure context "
+            "(https, or http on a loopback address)"
+        )
+    return subtle
+
+
+class WebCryptoAEAD:
+    """The :class:`~pyodide_transport.envelope.AEAD` of the browser's ``crypto.subtle`` AES-GCM (one key).
+
+    The raw key is imported once, on first use, as a non-extractable ``CryptoKey``. The promises are
+    awaited directly (not through :class:`_PromiseBridge`), so a rejection keeps its ``DOMException``
+    name.
+
+    Raises:
+        LocalProtocolError: There is no ``crypto.subtle`` (not a secure context).
+    """
+
+    def __init__(self, key: bytes) -> None:
+        _subtle()
+        self._raw: bytes | None = bytes(key)
+        self._key: asyncio.Future[Any] | None = None
+        self._run = js.Function.new("encrypt", "key", "iv", "aad", "data", _AES_GCM_JS)
+
+    async def _crypto_key(self) -> Any:
+        if self._key is None:
+            raw, self._raw = self._raw, None
+            self._key = asyncio.ensure_future(self._import(raw))
+        return await asyncio.shield(self._key)
+
+    @staticmethod
+    async def _import(raw: bytes | None) -> Any:
+        try:
+            return await js.Function.new("raw", _IMPORT_KEY_JS)(to_js(raw))
+        except JsException as exc:
+            raise LocalProtocolError(f"WebCrypto refused the AES-GCM key: {exc}") from None
+
+    async def _call(self, encrypt: bool, nonce: bytes, data: bytes, aad: bytes) -> bytes:
+        key = await self._crypto_key()
+        try:
+            result = await self._run(encrypt, key, to_js(nonce), to_js(aad), to_js(data))
+        except JsException as exc:
+            if not encrypt and getattr(exc, "name", "") == "OperationError":
+                from .envelope import AUTHENTICATION_FAILED
+
+                raise EnvelopeError(AUTHENTICATION_FAILED) from None
+            raise EnvelopeError(f"WebCrypto AES-GCM {'encrypt' if encrypt else 'decrypt'} failed: {exc}") from None
+        return bytes(result.to_bytes())
+
+    async def seal(self, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+        """``ciphertext || tag`` (WebCrypto appends the 16-byte tag)."""
+        return await self._call(True, nonce, plaintext, aad)
+
+    async def open(self, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+        """The plaintext of ``ciphertext || tag``.
+
+        Raises:
+            EnvelopeError: It does not authenticate (WebCrypto's ``OperationError``).
+        """
+        return await self._call(False, nonce, ciphertext, aad)
+
+
+async def webcrypto_pbkdf2(password: bytes, salt: bytes, iterations: int, length: int = 32) -> bytes:
+    """PBKDF2-HMAC-SHA256 by WebCrypto (native speed; Pyodide's ``hashlib`` has no ``pbkdf2_hmac``).
+
+    Raises:
+        LocalProtocolError: There is no ``crypto.subtle``, or it refused the parameters.
+    """
+    _subtle()
+    derive = js.Function.new("password", "salt", "iterations", _PBKDF2_JS.replace("256)", f"{length * 8})"))
+    try:
+        bits = await derive(to_js(password), to_js(salt), iterations)
+    except JsException as exc:
+        raise LocalProtocolError(f"WebCrypto PBKDF2 failed: {exc}") from None
+    return bytes(bits.to_bytes())

@@ -3,7 +3,8 @@
 The URL scheme picks the transport: ``http``/``https`` -> :class:`FetchTransport`,
 ``ws``/``wss`` -> :class:`WebSocketTransport`. Options go to the transport or
 to the Client by name (a name both accept, e.g. ``request_timeout`` for a
-WebSocket, goes to both). In a page or worker a relative URL (``"/mcp"``) is
+WebSocket, goes to both). ``wrap=`` puts middleware around the transport (see
+:mod:`pyodide_transport.middleware`). In a page or worker a relative URL (``"/mcp"``) is
 resolved against the page's location.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -80,7 +82,7 @@ def transport_for(url: str, **options: Any) -> Transport:
     return transport
 
 
-async def connect(url: str, **options: Any) -> Client:
+async def connect(url: str, *, wrap: Callable[[Transport], Transport] | None = None, **options: Any) -> Client:
     """Connect to the MCP server at ``url`` and return a connected Client.
 
     Example::
@@ -91,6 +93,8 @@ async def connect(url: str, **options: Any) -> Client:
 
     Args:
         url: ``http(s)://`` (Streamable HTTP) or ``ws(s)://`` (WebSocket) endpoint.
+        wrap: Called with the transport; the Client runs over what it returns, e.g.
+            ``lambda t: LoggingTransport(CircuitBreakerTransport(t))``.
         **options: Keyword options of the transport class and of :class:`Client`.
 
     Raises:
@@ -104,7 +108,9 @@ async def connect(url: str, **options: Any) -> Client:
     if cls is None:
         raise LocalProtocolError(f"cannot connect to {url!r}: the scheme must be http, https, ws or wss")
     transport_opts, client_opts = split_options(cls, options)
-    transport = cls(url, **transport_opts)
+    transport: Transport = cls(url, **transport_opts)
+    if wrap is not None:
+        transport = wrap(transport)
     client = Client(transport, **client_opts)
     try:
         await client.connect()

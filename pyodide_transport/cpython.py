@@ -1,4 +1,4 @@
-"""CPython adapters for the browser transports: HTTP over ``httpx``, WebSockets over ``websockets``.
+"""CPython adapters for the browser transports: HTTP over ``httpx``, WebSockets over ``websockets``, AES-GCM.
 
 Under Pyodide, :class:`~pyodide_transport.fetch.FetchTransport` uses the
 browser's ``fetch`` and :class:`~pyodide_transport.websocket.WebSocketTransport`
@@ -17,6 +17,10 @@ transports pick when no adapter is passed outside Pyodide. ``httpx`` and
 (``pip install 'pyodide-transport[cpython]'``); they are imported on first use,
 so importing this module never fails, and it is never imported under Pyodide.
 
+:class:`CryptographyAEAD` is the AES-256-GCM of
+:class:`~pyodide_transport.encrypted.EncryptedTransport` outside Pyodide (``cryptography``, also in
+the ``cpython`` extra).
+
 Foreign exceptions are translated here, once: ``httpx`` and ``websockets``
 errors become :class:`~pyodide_transport.errors.NetworkError` (no response, or
 the body broke off), :class:`~pyodide_transport.errors.ConnectionClosedError`
@@ -32,7 +36,7 @@ import importlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from .errors import ConnectionClosedError, LocalProtocolError, NetworkError
+from .errors import ConnectionClosedError, EnvelopeError, LocalProtocolError, NetworkError
 
 if TYPE_CHECKING:
     import httpx
@@ -44,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INSTALL_HINT",
+    "CryptographyAEAD",
     "HttpxHTTPClient",
     "HttpxResponse",
     "WebsocketsConnection",
@@ -54,7 +59,7 @@ __all__ = [
 ]
 
 INSTALL_HINT = "install pyodide-transport[cpython] (pip install 'pyodide-transport[cpython]')"
-"""What to do when ``httpx`` or ``websockets`` is missing."""
+"""What to do when ``httpx``, ``websockets`` or ``cryptography`` is missing."""
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for a TCP/TLS connection or a WebSocket opening handshake."""
@@ -286,3 +291,40 @@ def default_connector() -> WebSocketConnector:
     """
     _require("websockets", "WebSocketTransport")
     return websockets_connect
+
+
+# --- AES-256-GCM ----------------------------------------------------------------------------------
+
+
+class CryptographyAEAD:
+    """The :class:`~pyodide_transport.envelope.AEAD` of ``cryptography``'s ``AESGCM`` (one key).
+
+    Raises:
+        LocalProtocolError: ``cryptography`` is not installed.
+        ValueError: The key is not 16, 24 or 32 bytes.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        _require("cryptography", "EncryptedTransport")
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        self._aesgcm = AESGCM(key)
+
+    async def seal(self, nonce: bytes, plaintext: bytes, aad: bytes) -> bytes:
+        """``ciphertext || tag``."""
+        return self._aesgcm.encrypt(nonce, plaintext, aad)
+
+    async def open(self, nonce: bytes, ciphertext: bytes, aad: bytes) -> bytes:
+        """The plaintext of ``ciphertext || tag``.
+
+        Raises:
+            EnvelopeError: It does not authenticate (tampered with, another key, the other direction).
+        """
+        from cryptography.exceptions import InvalidTag
+
+        from .envelope import AUTHENTICATION_FAILED
+
+        try:
+            return self._aesgcm.decrypt(nonce, ciphertext, aad)
+        except InvalidTag:
+            raise EnvelopeError(AUTHENTICATION_FAILED) from None

@@ -5,14 +5,19 @@ the loopback defaults; ``--event-store sqlite:PATH`` keeps SSE events and
 sessions in SQLite so resumption survives a restart; ``--stdio`` speaks
 line-delimited JSON-RPC on stdin/stdout instead (logs go to stderr).
 OAuth (``/mcp/protected`` and its authorization server under ``/oauth``) is on
-unless ``--no-oauth``.
+unless ``--no-oauth``. ``/ws/encrypted`` (every frame an AES-256-GCM envelope) is on unless
+``--no-encryption``; its key comes from ``--encryption-key HEX`` (32 bytes), else
+``--encryption-passphrase`` or ``$SERVER_DEMO_ENCRYPTION_PASSPHRASE``, else a public DEMO passphrase.
+``--record-wire FILE`` (a test hook) appends every raw ``/ws/encrypted`` frame to FILE as JSON lines.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -21,13 +26,18 @@ from .config import (
     DEFAULT_ALLOWED_HOSTS,
     DEFAULT_ALLOWED_ORIGINS,
     DEFAULT_MAX_MESSAGE_BYTES,
+    DEMO_PASSPHRASE,
+    EncryptionConfig,
     SecurityConfig,
     stateful_json,
     stateful_sse,
     stateless_json,
 )
 
-__all__ = ["main", "parse_args"]
+__all__ = ["PASSPHRASE_ENV", "encryption_config", "main", "parse_args"]
+
+PASSPHRASE_ENV = "SERVER_DEMO_ENCRYPTION_PASSPHRASE"
+"""The environment variable ``/ws/encrypted``'s passphrase may come from."""
 
 REPO_SITE = Path(__file__).resolve().parents[1] / "site" / "dist"
 
@@ -53,6 +63,34 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {value}")
     return value
+
+
+def _hex_key(text: str) -> bytes:
+    """An argparse type: 32 bytes as 64 hex digits."""
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not hex digits") from None
+    if len(key) != 32:
+        raise argparse.ArgumentTypeError(f"an AES-256 key is 32 bytes (64 hex digits), got {len(key)}")
+    return key
+
+
+def encryption_config(args: argparse.Namespace) -> EncryptionConfig | None:
+    """``/ws/encrypted``'s key from the command line and environment (None: ``--no-encryption``)."""
+    if args.no_encryption:
+        return None
+    passphrase = args.encryption_passphrase or os.environ.get(PASSPHRASE_ENV) or DEMO_PASSPHRASE
+    config = EncryptionConfig(passphrase=passphrase, key=args.encryption_key)
+    if args.record_wire is not None:
+        path: Path = args.record_wire
+
+        def record(direction: str, frame: str) -> None:
+            with path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps({"direction": direction, "frame": frame}) + "\n")
+
+        config.on_wire = record
+    return config
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -85,6 +123,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=3600,
         metavar="SECONDS",
         help="OAuth access token lifetime (default 3600)",
+    )
+    parser.add_argument("--no-encryption", action="store_true", help="do not serve /ws/encrypted")
+    parser.add_argument(
+        "--encryption-passphrase",
+        default=None,
+        metavar="TEXT",
+        help=f"/ws/encrypted passphrase (PBKDF2-HMAC-SHA256); default ${PASSPHRASE_ENV}, else a public DEMO one",
+    )
+    parser.add_argument(
+        "--encryption-key", type=_hex_key, default=None, metavar="HEX", help="/ws/encrypted raw key: 64 hex digits"
+    )
+    parser.add_argument(
+        "--record-wire",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="test hook: append every raw /ws/encrypted frame to FILE (JSON lines)",
     )
     parser.add_argument("--stdio", action="store_true", help="speak MCP over stdin/stdout instead of HTTP")
     parser.add_argument("--log-level", default="info", help="logging level (default info)")
@@ -130,12 +185,20 @@ def main(argv: list[str] | None = None) -> None:
         stateless=stateless_json(**endpoint),
         protected=stateful_sse(**endpoint),
         oauth=None if args.no_oauth else OAuthConfig(token_lifetime=args.token_lifetime),
+        encryption=encryption_config(args),
     )
     app = create_app(build_demo_server(), config)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"pyodide-transport demo server on http://{shown}:{args.port}/", flush=True)
     protected = "  /mcp/protected (OAuth)" if config.oauth is not None else ""
-    print(f"  MCP: /mcp (SSE)  /mcp/json  /mcp/stateless{protected}  /ws   site: {site or '(none)'}", flush=True)
+    encrypted = ""
+    if config.encryption is not None:
+        demo = config.encryption.key is None and config.encryption.passphrase == DEMO_PASSPHRASE
+        encrypted = "  /ws/encrypted" + (" (DEMO passphrase: not secret)" if demo else "")
+    print(
+        f"  MCP: /mcp (SSE)  /mcp/json  /mcp/stateless{protected}  /ws{encrypted}   site: {site or '(none)'}",
+        flush=True,
+    )
     logging.getLogger("uvicorn.access").addFilter(_RedactSecrets())
     uvicorn.run(
         app,

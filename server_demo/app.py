@@ -5,6 +5,7 @@
 * ``/mcp/stateless`` — Streamable HTTP, stateless, JSON responses
 * ``/mcp/protected`` — like ``/mcp`` (same core), but OAuth-protected: ``Authorization: Bearer`` required
 * ``/ws`` — WebSocket, subprotocol ``mcp``
+* ``/ws/encrypted`` — the same, every frame an AES-256-GCM envelope (when ``AppConfig.encryption`` is set)
 * ``/oauth/…`` and ``/.well-known/…`` — the OAuth authorization server and metadata (:mod:`server_demo.oauth`)
 * ``/`` — the site's static files, with a Content-Security-Policy a Pyodide/PyScript page can live with
 """
@@ -25,8 +26,11 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pyodide_transport.encrypted import EnvelopeCodec
+
 from .config import (
     DEFAULT_MAX_MESSAGE_BYTES,
+    EncryptionConfig,
     SecurityConfig,
     StreamableHttpServerConfig,
     stateful_json,
@@ -40,7 +44,9 @@ from .oauth import PROTECTED_PATH, OAuthConfig, OAuthProvider
 from .oauth_resource import BearerGuard
 from .websocket import websocket_endpoint
 
-__all__ = ["AppConfig", "CSPMiddleware", "content_security_policy", "create_app"]
+__all__ = ["ENCRYPTED_WS_PATH", "AppConfig", "CSPMiddleware", "content_security_policy", "create_app"]
+
+ENCRYPTED_WS_PATH = "/ws/encrypted"
 
 mimetypes.add_type("application/wasm", ".wasm")
 mimetypes.add_type("text/javascript", ".mjs")
@@ -116,6 +122,7 @@ class AppConfig:
         protected: ``/mcp/protected`` (default :func:`~server_demo.config.stateful_sse`; its own sessions).
         oauth: The authorization server and the bearer rules; None serves neither it nor ``/mcp/protected``.
         max_ws_message_bytes: One WebSocket message's limit.
+        encryption: Serves ``/ws/encrypted`` with this key; None serves no encrypted endpoint.
     """
 
     site_dir: Path | None = None
@@ -126,12 +133,25 @@ class AppConfig:
     protected: StreamableHttpServerConfig | None = None
     oauth: OAuthConfig | None = field(default_factory=OAuthConfig)
     max_ws_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    encryption: EncryptionConfig | None = None
 
 
 _INDEX = """<!doctype html><meta charset="utf-8"><title>pyodide-transport demo server</title>
 <h1>pyodide-transport demo server</h1><p>MCP endpoints: <code>/mcp</code> (SSE), <code>/mcp/json</code>,
 <code>/mcp/stateless</code>, <code>/ws</code> (and <code>/mcp/protected</code> with OAuth).
 No site directory is being served.</p>"""
+
+
+def encrypted_endpoint(server: Server, security: SecurityConfig, config: AppConfig):  # type: ignore[no-untyped-def]
+    """``/ws/encrypted``: the ``/ws`` endpoint with an envelope codec (role server) per connection."""
+    encryption = config.encryption
+    assert encryption is not None
+    key = encryption.derived_key()  # once, at startup
+
+    def codec() -> EnvelopeCodec:
+        return EnvelopeCodec("server", key=key)
+
+    return websocket_endpoint(server, security, config.max_ws_message_bytes, codec=codec, on_wire=encryption.on_wire)
 
 
 def create_app(server: Server | None = None, config: AppConfig | None = None) -> Starlette:
@@ -158,6 +178,8 @@ def create_app(server: Server | None = None, config: AppConfig | None = None) ->
         routes.append(Route(PROTECTED_PATH, guard))
         routes.extend(Route(path, CSPMiddleware(oauth_app)) for path, oauth_app in provider.routes())
     routes.append(WebSocketRoute("/ws", websocket_endpoint(server, security, config.max_ws_message_bytes)))
+    if config.encryption is not None:
+        routes.append(WebSocketRoute(ENCRYPTED_WS_PATH, encrypted_endpoint(server, security, config)))
     if config.site_dir is not None and config.site_dir.is_dir():
         routes.append(Mount("/", app=CSPMiddleware(StaticFiles(directory=config.site_dir, html=True))))
     else:

@@ -4,6 +4,7 @@
 (session id generator, JSON responses, event store, session hooks) and adds
 the limits every public endpoint needs. The three demo endpoints are three
 configs: :func:`stateful_sse`, :func:`stateful_json`, :func:`stateless_json`.
+:class:`EncryptionConfig` is ``/ws/encrypted``'s key.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
+from pyodide_transport.envelope import DEFAULT_SALT, derive_key, resolve_key
 from pyodide_transport.wire import DEFAULT_MAX_MESSAGE_SIZE
 
 from .sse.event_store import EventStore, InMemoryEventStore
@@ -22,6 +24,8 @@ __all__ = [
     "DEFAULT_ALLOWED_HOSTS",
     "DEFAULT_ALLOWED_ORIGINS",
     "DEFAULT_MAX_MESSAGE_BYTES",
+    "DEMO_PASSPHRASE",
+    "EncryptionConfig",
     "SecurityConfig",
     "StreamableHttpServerConfig",
     "new_session_id",
@@ -41,6 +45,39 @@ DEFAULT_ALLOWED_ORIGINS: tuple[str, ...] = ("http://127.0.0.1:*", "http://localh
 
 DEFAULT_ALLOWED_HOSTS: tuple[str, ...] = ("127.0.0.1:*", "localhost:*", "[::1]:*")
 """Loopback ``Host`` values on any port: the DNS-rebinding guard."""
+
+
+DEMO_PASSPHRASE: Final = "pyodide-transport demo passphrase (not a secret)"
+"""``/ws/encrypted``'s passphrase when none is configured: a DEMO value, public, so anyone can read such traffic."""
+
+
+@dataclass
+class EncryptionConfig:
+    """``/ws/encrypted``: every frame an AES-256-GCM envelope (:mod:`pyodide_transport.envelope`).
+
+    Attributes:
+        passphrase: Derived with PBKDF2-HMAC-SHA256 and ``salt`` (ignored when ``key`` is given).
+        key: A raw 32-byte key instead.
+        salt: The PBKDF2 salt; clients must use the same.
+        on_wire: Sees every raw frame, ``("in" | "out", frame)`` (a test hook: proves no plaintext on the wire).
+    """
+
+    passphrase: str | None = DEMO_PASSPHRASE
+    key: bytes | None = None
+    salt: bytes = DEFAULT_SALT
+    on_wire: Callable[[str, str], None] | None = None
+    _derived: bytes | None = field(default=None, init=False, repr=False, compare=False)
+
+    def derived_key(self) -> bytes:
+        """The 32-byte key (a passphrase is derived once, here).
+
+        Raises:
+            ValueError: A key not 32 bytes long, or neither a key nor a passphrase.
+        """
+        if self._derived is None:
+            raw = resolve_key(self.key, None if self.key is not None else self.passphrase)
+            self._derived = raw if raw is not None else derive_key(self.passphrase or "", self.salt)
+        return self._derived
 
 
 def new_session_id() -> str:

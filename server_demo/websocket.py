@@ -9,27 +9,59 @@ in-memory and stdio transports. Bad input never takes the server down:
 * valid JSON that is not a JSON-RPC message gets -32600 and the connection stays open;
 * a binary frame closes the connection with 1003 (unsupported data) and a reason;
 * a frame over the size limit closes it with 1009 (message too big).
+
+A :class:`FrameCodec` turns every frame into something else on the wire and back: ``/ws/encrypted``
+serves the same core with each frame an encrypted envelope
+(:class:`~pyodide_transport.encrypted.EnvelopeCodec`, role server). There a frame that is no envelope
+or does not open (plaintext, tampered, replayed, another key) closes the connection with 1008 (policy
+violation) and a reason; other connections are not affected. ``on_wire`` sees every raw frame, in
+(``"in"``) and out (``"out"``), before decoding and after encoding (a test hook).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
+from typing import Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from pyodide_transport.errors import ConnectionClosedError
+from pyodide_transport.errors import ConnectionClosedError, EnvelopeError
 from pyodide_transport.messages import JSONRPCError, TransportMessage, decode_or_error, encode_message
 
 from .config import DEFAULT_MAX_MESSAGE_BYTES, SecurityConfig
 from .core import Server, serve_transport
 from .http_rules import check_security
 
-__all__ = ["SUBPROTOCOL", "WebSocketServerTransport", "websocket_endpoint"]
+__all__ = ["SUBPROTOCOL", "FrameCodec", "WebSocketServerTransport", "WireTap", "websocket_endpoint"]
 
 logger = logging.getLogger("server_demo.websocket")
 
 SUBPROTOCOL = "mcp"
+
+_MAX_CLOSE_REASON = 123  # RFC 6455: a close reason is at most 123 bytes of UTF-8
+
+WireTap = Callable[[str, str], None]
+"""Called with ``("in" | "out", frame)`` for every raw frame of a connection."""
+
+
+class FrameCodec(Protocol):
+    """Turns one connection's JSON-RPC texts into wire frames and back (e.g. encrypted envelopes)."""
+
+    async def seal_text(self, text: str) -> str:
+        """The frame carrying one JSON-RPC message's text."""
+        ...
+
+    async def open_text(self, frame: str | bytes) -> bytes:
+        """The JSON-RPC text inside one frame; raise ``EnvelopeError`` to refuse it."""
+        ...
+
+
+def _close_reason(text: str) -> str:
+    """``text`` cut to a valid WebSocket close reason."""
+    data = text.encode()[:_MAX_CLOSE_REASON]
+    return data.decode("utf-8", "ignore")
 
 
 class WebSocketServerTransport:
@@ -37,19 +69,33 @@ class WebSocketServerTransport:
 
     transport_type = "websocket"
 
-    def __init__(self, websocket: WebSocket, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+    def __init__(
+        self,
+        websocket: WebSocket,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        *,
+        codec: FrameCodec | None = None,
+        on_wire: WireTap | None = None,
+    ) -> None:
         self.websocket = websocket
         self.max_message_bytes = max_message_bytes
+        self.codec = codec
+        self.on_wire = on_wire
         self._send_lock = asyncio.Lock()
         self._closed = False
 
     async def send(self, message: TransportMessage) -> None:
-        """Send one message as one text frame."""
+        """Send one message as one text frame (encoded by the codec, in order, when there is one)."""
         if self._closed:
             raise ConnectionClosedError("websocket is closed")
         try:
             async with self._send_lock:
-                await self.websocket.send_text(encode_message(message))
+                text = encode_message(message)
+                if self.codec is not None:
+                    text = await self.codec.seal_text(text)
+                if self.on_wire is not None:
+                    self.on_wire("out", text)
+                await self.websocket.send_text(text)
         except (WebSocketDisconnect, RuntimeError, OSError) as exc:
             self._closed = True
             raise ConnectionClosedError(f"websocket closed while sending: {exc}") from None
@@ -74,7 +120,17 @@ class WebSocketServerTransport:
             if len(text.encode()) > self.max_message_bytes:
                 await self._close(1009, f"message larger than {self.max_message_bytes} bytes")
                 raise ConnectionClosedError("client sent an oversized frame", code=1009)
-            decoded = decode_or_error(text, allow_batch=False, what="frame")
+            if self.on_wire is not None:
+                self.on_wire("in", text)
+            payload: str | bytes = text
+            if self.codec is not None:
+                try:
+                    payload = await self.codec.open_text(text)
+                except EnvelopeError as exc:
+                    logger.info("closing a WebSocket that sent a bad envelope: %s", exc)
+                    await self._close(1008, _close_reason(f"encrypted endpoint: {exc}"))
+                    raise ConnectionClosedError(f"client sent a bad envelope: {exc}", code=1008) from None
+            decoded = decode_or_error(payload, allow_batch=False, what="frame")
             if isinstance(decoded, JSONRPCError):
                 await self.send(decoded)
                 continue
@@ -99,8 +155,23 @@ class WebSocketServerTransport:
         return not self._closed
 
 
-def websocket_endpoint(server: Server, security: SecurityConfig, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):  # type: ignore[no-untyped-def]
-    """Build the Starlette WebSocket endpoint serving ``server``."""
+def websocket_endpoint(  # type: ignore[no-untyped-def]
+    server: Server,
+    security: SecurityConfig,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    *,
+    codec: Callable[[], FrameCodec] | None = None,
+    on_wire: WireTap | None = None,
+):
+    """Build the Starlette WebSocket endpoint serving ``server``.
+
+    Args:
+        server: The core to serve.
+        security: Host and Origin rules of the upgrade.
+        max_message_bytes: One frame's limit (on the wire).
+        codec: Makes each connection's :class:`FrameCodec` (``None``: frames are plain JSON-RPC).
+        on_wire: Sees every raw frame (see :data:`WireTap`).
+    """
 
     async def endpoint(websocket: WebSocket) -> None:
         rejected = check_security(websocket.headers.get("host"), websocket.headers.get("origin"), security)
@@ -109,6 +180,8 @@ def websocket_endpoint(server: Server, security: SecurityConfig, max_message_byt
             return
         offered = websocket.scope.get("subprotocols") or []
         await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
-        await serve_transport(server, WebSocketServerTransport(websocket, max_message_bytes))
+        frames = codec() if codec is not None else None
+        transport = WebSocketServerTransport(websocket, max_message_bytes, codec=frames, on_wire=on_wire)
+        await serve_transport(server, transport)
 
     return endpoint

@@ -239,6 +239,47 @@ async def sse_resumption(connect: Connect, url: str, era: str, **options: Any) -
         await client.close()
 
 
+def middleware_stack(transport: Any, records: list[Any]) -> Any:
+    """The representative middleware stack the suite also runs under: logging, policy, circuit breaker.
+
+    The policy allows everything the suite does (it denies a method nobody calls and limits sizes
+    and rates far above what the suite needs), so the scenarios must pass unchanged; ``records``
+    gets the logger's records, proving every message went through the stack.
+    """
+    from pyodide_transport.middleware import CircuitBreakerTransport, LoggingTransport, PolicyTransport, RateLimit
+
+    breaker = CircuitBreakerTransport(transport, failure_threshold=5, cool_down=5.0)
+    policy = PolicyTransport(
+        breaker,
+        deny_methods={"tools/nonexistent"},
+        max_message_size=8 * 1024 * 1024,
+        rate=RateLimit(per_second=1000.0, burst=500),
+    )
+    return LoggingTransport(policy, on_record=records.append)
+
+
+STACKS = ("bare", "middleware")
+"""The suite runs over each transport as is, and under :func:`middleware_stack`."""
+
+
+async def run_stacked(name: str, connect: Connect, url: str, era: str, stack: str, **options: Any) -> dict[str, Any]:
+    """Run scenario ``name`` with the transport wrapped in ``stack``; the outcome says what the logger saw."""
+    scenario = SUITE.get(name) or globals()[name]
+    if stack == "bare":
+        return dict(await scenario(connect, url, era, **options))
+    records: list[Any] = []
+
+    async def connect_stacked(target: str, **more: Any) -> Client:
+        return await connect(target, wrap=lambda t: middleware_stack(t, records), **more)
+
+    outcome = dict(await scenario(connect_stacked, url, era, **options))
+    outcome["logged"] = {
+        "out": sum(r.direction == "out" for r in records),
+        "in": sum(r.direction == "in" for r in records),
+    }
+    return outcome
+
+
 SUITE: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
     "initialize": initialize,
     "tools": tools,

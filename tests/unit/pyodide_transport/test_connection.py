@@ -29,11 +29,15 @@ def endpoint_url(base: str, endpoint: str) -> str:
     return (base.replace("http://", "ws://") if endpoint == "/ws" else base) + endpoint
 
 
+@pytest.mark.parametrize("stack", scenarios.STACKS)
 @pytest.mark.parametrize("era", ERAS)
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 @pytest.mark.parametrize("scenario", list(scenarios.SUITE))
-async def test_suite(demo_server: Any, scenario: str, endpoint: str, era: str) -> None:
-    outcome = await scenarios.SUITE[scenario](cpython_connect, endpoint_url(demo_server.url, endpoint), era)
+async def test_suite(demo_server: Any, scenario: str, endpoint: str, era: str, stack: str) -> None:
+    url = endpoint_url(demo_server.url, endpoint)
+    outcome = await scenarios.run_stacked(scenario, cpython_connect, url, era, stack)
+    if stack == "middleware":
+        assert outcome["logged"]["out"] > 0 and outcome["logged"]["in"] > 0, outcome
     if scenario == "initialize":
         assert outcome["era"] == ("modern" if era == "auto" else "handshake")
         assert outcome["transport"] == ("websocket" if endpoint == "/ws" else "streamable-http")

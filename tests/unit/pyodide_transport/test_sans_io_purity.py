@@ -31,6 +31,7 @@ PURE_MODULES = [
     "errors",
     "transport",
     "oauth_core",
+    "envelope",
 ]
 FORBIDDEN = [
     "js",
@@ -59,6 +60,7 @@ FORBIDDEN_SIBLINGS = [
     "cpython",
     "connection",
     "oauth",
+    "encrypted",
 ]  # adapters and asyncio-based modules
 SERVER_DIR = PACKAGE_DIR.parent / "server_demo"
 SERVER_PURE_MODULES = ["dispatch", "errors", "http_rules", "modern"]
