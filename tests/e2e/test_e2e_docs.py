@@ -28,6 +28,16 @@ EXPECTED = {
     "custom-transports.html": [
         ["server: tiny 1.0", "tools: ['shout']", "server: the client closed the connection"],
         ["is a Transport: True", "→ tools/call", "result: traced"],
+        [
+            "→ request tools/list",
+            "tools: ",
+            "refused: PolicyError",
+            "still connected: True",
+            "breaker closed → open",
+            "ping 2: ",
+            "ping 3: CircuitOpenError",
+        ],
+        ["result: for your eyes only", "on the wire: ['encrypted']", "plaintext on the wire: False"],
     ],
 }
 

@@ -78,16 +78,18 @@ def endpoint_url(base: str, endpoint: str) -> str:
     return (base.replace("http://", "ws://") if endpoint == "/ws" else base) + endpoint
 
 
+@pytest.mark.parametrize("stack", ["bare", "middleware"])
 @pytest.mark.parametrize("era", ["auto", HANDSHAKE])
 @pytest.mark.parametrize("endpoint", ["/mcp", "/mcp/json", "/mcp/stateless", "/ws"])
 @pytest.mark.parametrize("scenario", ["initialize", "tools", "progress", "logging", "cancellation", "resources"])
 def test_key_scenarios_cross_origin(
-    transport_page: Page, demo_server: Any, scenario: str, endpoint: str, era: str
+    transport_page: Page, demo_server: Any, scenario: str, endpoint: str, era: str, stack: str
 ) -> None:
     url = endpoint_url(demo_server.url, endpoint)
-    outcome = run(
-        transport_page, PRELUDE + f"json.dumps(await S.{scenario}(pyodide_transport.connect, {url!r}, {era!r}))"
-    )
+    call = f"S.run_stacked({scenario!r}, pyodide_transport.connect, {url!r}, {era!r}, {stack!r})"
+    outcome = run(transport_page, PRELUDE + f"json.dumps(await {call})")
+    if stack == "middleware":
+        assert outcome["logged"]["out"] > 0 and outcome["logged"]["in"] > 0, outcome
     if scenario == "initialize":
         assert outcome["era"] == ("modern" if era == "auto" else "handshake")
 

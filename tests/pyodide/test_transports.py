@@ -15,7 +15,7 @@ from node_runtime import NodePyodide
 
 from devtools.ports import free_port
 from devtools.servers import DemoServer
-from tests.pyodide.transport_scenarios import HANDSHAKE, SUITE
+from tests.pyodide.transport_scenarios import HANDSHAKE, STACKS, SUITE
 
 pytestmark = pytest.mark.pyodide
 
@@ -40,11 +40,21 @@ def run_scenario(pyodide: NodePyodide, name: str, url: str, era: str, **options:
     return pyodide.run_json(code)
 
 
+@pytest.mark.parametrize("stack", STACKS)
 @pytest.mark.parametrize("era", ERAS)
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 @pytest.mark.parametrize("scenario", list(SUITE))
-def test_suite_in_pyodide(pyodide: NodePyodide, demo_server: Any, scenario: str, endpoint: str, era: str) -> None:
-    outcome = run_scenario(pyodide, SUITE[scenario].__name__, endpoint_url(demo_server.url, endpoint), era)
+def test_suite_in_pyodide(
+    pyodide: NodePyodide, demo_server: Any, scenario: str, endpoint: str, era: str, stack: str
+) -> None:
+    url = endpoint_url(demo_server.url, endpoint)
+    code = (
+        PRELUDE
+        + f"json.dumps(await S.run_stacked({scenario!r}, pyodide_transport.connect, {url!r}, {era!r}, {stack!r}))"
+    )
+    outcome = pyodide.run_json(code)
+    if stack == "middleware":
+        assert outcome["logged"]["out"] > 0 and outcome["logged"]["in"] > 0, outcome
     if scenario == "initialize":
         assert outcome["era"] == ("modern" if era == "auto" else "handshake")
         assert outcome["transport"] == ("websocket" if endpoint == "/ws" else "streamable-http")

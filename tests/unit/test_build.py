@@ -50,6 +50,9 @@ def test_our_wheel_is_pure_and_typed() -> None:
     assert wheel.name.endswith("-py3-none-any.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "pyodide_transport/py.typed" in names
+    package = Path(build.ROOT) / "pyodide_transport"  # every module of the source tree ships, subpackages too
+    sources = {p.relative_to(package.parent).as_posix() for p in package.rglob("*.py") if "__pycache__" not in p.parts}
+    assert sources <= set(names), sorted(sources - set(names))
     assert not any(n.startswith(("tests/", "server_demo/")) for n in names)
     entry = build.wheel_entry(wheel)
     assert entry["depends"] == ["mcp-types", "pydantic"]
