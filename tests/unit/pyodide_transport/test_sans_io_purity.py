@@ -3,8 +3,9 @@
 Two independent checks: the imports written in each module's source (AST,
 including imports inside functions and ``TYPE_CHECKING`` blocks), and a real
 import in a fresh interpreter where those modules are poisoned. Both run over
-the client package's pure modules and over the demo server's decision modules
-(its dispatcher, HTTP rules and 2026-07-28 envelope checks).
+the client package's pure modules (the middleware's decision modules included)
+and over the demo server's decision modules (its dispatcher, HTTP rules and
+2026-07-28 envelope checks).
 """
 
 from __future__ import annotations
@@ -32,7 +33,12 @@ PURE_MODULES = [
     "transport",
     "oauth_core",
     "envelope",
+    "middleware._base",
+    "middleware.policy_core",
+    "middleware.breaker_core",
+    "middleware.redaction",
 ]
+MIDDLEWARE_SHELLS = ["policy", "breaker", "bridge", "logging_transport"]  # the middleware's asyncio shells
 FORBIDDEN = [
     "js",
     "pyodide",
@@ -103,8 +109,13 @@ def _imports(path: Path) -> list[tuple[int, str]]:
 
 @pytest.mark.parametrize("module", PURE_MODULES)
 def test_source_imports_no_io_module(module: str) -> None:
-    path = PACKAGE_DIR / f"{module}.py"
-    bad = [f"line {line}: {name}" for line, name in _imports(path) if _is_forbidden(name) or _is_impure_sibling(name)]
+    path = PACKAGE_DIR / f"{module.replace('.', '/')}.py"
+    siblings = [*FORBIDDEN_SIBLINGS, *MIDDLEWARE_SHELLS]
+    bad = [
+        f"line {line}: {name}"
+        for line, name in _imports(path)
+        if _is_forbidden(name) or _is_impure_sibling(name, siblings)
+    ]
     assert not bad, f"{module}.py imports I/O or browser modules: {bad}"
 
 
@@ -162,6 +173,7 @@ print("ok")
 """
 
 _CLIENT_PACKAGE = ("pyodide_transport", str(PACKAGE_DIR), FORBIDDEN_SIBLINGS)
+_MIDDLEWARE_PACKAGE = ("pyodide_transport.middleware", str(PACKAGE_DIR / "middleware"), MIDDLEWARE_SHELLS)
 _SERVER_PACKAGE = ("server_demo", str(SERVER_DIR), SERVER_IMPURE_SIBLINGS)
 
 
@@ -177,7 +189,7 @@ def _probe(packages: list[tuple[str, str, list[str]]], modules: list[str]) -> su
 
 
 def test_modules_import_with_io_modules_poisoned() -> None:
-    result = _probe([_CLIENT_PACKAGE], [f"pyodide_transport.{m}" for m in PURE_MODULES])
+    result = _probe([_CLIENT_PACKAGE, _MIDDLEWARE_PACKAGE], [f"pyodide_transport.{m}" for m in PURE_MODULES])
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
 
 
