@@ -9,6 +9,10 @@ unless ``--no-oauth``. ``/ws/encrypted`` (every frame an AES-256-GCM envelope) i
 ``--no-encryption``; its key comes from ``--encryption-key HEX`` (32 bytes), else
 ``--encryption-passphrase`` or ``$SERVER_DEMO_ENCRYPTION_PASSPHRASE``, else a public DEMO passphrase.
 ``--record-wire FILE`` (a test hook) appends every raw ``/ws/encrypted`` frame to FILE as JSON lines.
+``--gateway FILE`` offers the upstream MCP servers of an ``mcpServers`` JSON file at
+``/gateway/NAME/mcp`` and ``/gateway/NAME/ws`` (listed at ``/gateway``); without it one built-in
+upstream, ``demo-stdio`` (this interpreter running ``-m server_demo --stdio``), is offered;
+``--no-gateway`` offers none.
 """
 
 from __future__ import annotations
@@ -141,6 +145,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="FILE",
         help="test hook: append every raw /ws/encrypted frame to FILE (JSON lines)",
     )
+    parser.add_argument(
+        "--gateway",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="mcpServers JSON file of upstreams for /gateway (default: the built-in demo-stdio upstream)",
+    )
+    parser.add_argument("--no-gateway", action="store_true", help="serve no /gateway endpoints")
     parser.add_argument("--stdio", action="store_true", help="speak MCP over stdin/stdout instead of HTTP")
     parser.add_argument("--log-level", default="info", help="logging level (default info)")
     return parser.parse_args(argv)
@@ -175,6 +187,14 @@ def main(argv: list[str] | None = None) -> None:
         store = event_store_from_spec(args.event_store)
     except ValueError as exc:
         raise SystemExit(f"python -m server_demo: {exc}") from None
+    from .gateway_config import GatewayConfigError, builtin_gateway_config, load_gateway_config
+
+    try:
+        gateway = None if args.no_gateway else (load_gateway_config(args.gateway) if args.gateway else None)
+    except GatewayConfigError as exc:
+        raise SystemExit(f"python -m server_demo: {exc}") from None
+    if gateway is None and not args.no_gateway:
+        gateway = builtin_gateway_config()
     site = args.site if args.site is not None else (REPO_SITE if REPO_SITE.is_dir() else None)
     endpoint = {"security": security, "session_idle_timeout": args.session_idle_timeout}
     config = AppConfig(
@@ -186,6 +206,8 @@ def main(argv: list[str] | None = None) -> None:
         protected=stateful_sse(**endpoint),
         oauth=None if args.no_oauth else OAuthConfig(token_lifetime=args.token_lifetime),
         encryption=encryption_config(args),
+        gateway=gateway,
+        gateway_endpoint=lambda: stateful_sse(**endpoint),
     )
     app = create_app(build_demo_server(), config)
     shown = f"[{args.host}]" if ":" in args.host else args.host
@@ -199,6 +221,8 @@ def main(argv: list[str] | None = None) -> None:
         f"  MCP: /mcp (SSE)  /mcp/json  /mcp/stateless{protected}  /ws{encrypted}   site: {site or '(none)'}",
         flush=True,
     )
+    if gateway is not None:
+        print(f"  gateway: /gateway  upstreams: {', '.join(gateway.upstreams) or '(none)'}", flush=True)
     logging.getLogger("uvicorn.access").addFilter(_RedactSecrets())
     uvicorn.run(
         app,

@@ -6,16 +6,19 @@
 * ``/mcp/protected`` — like ``/mcp`` (same core), but OAuth-protected: ``Authorization: Bearer`` required
 * ``/ws`` — WebSocket, subprotocol ``mcp``
 * ``/ws/encrypted`` — the same, every frame an AES-256-GCM envelope (when ``AppConfig.encryption`` is set)
+* ``/gateway`` — the upstream list; ``/gateway/NAME/mcp`` and ``/gateway/NAME/ws`` forward to a configured
+  upstream (when ``AppConfig.gateway`` is set; :mod:`server_demo.gateway`)
 * ``/oauth/…`` and ``/.well-known/…`` — the OAuth authorization server and metadata (:mod:`server_demo.oauth`)
 * ``/`` — the site's static files, with a Content-Security-Policy a Pyodide/PyScript page can live with
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import mimetypes
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +42,8 @@ from .config import (
 )
 from .core import Server
 from .demo import build_demo_server
+from .gateway import Gateway
+from .gateway_config import GatewayConfig
 from .http import StreamableHttpEndpoint
 from .oauth import PROTECTED_PATH, OAuthConfig, OAuthProvider
 from .oauth_resource import BearerGuard
@@ -123,6 +128,10 @@ class AppConfig:
         oauth: The authorization server and the bearer rules; None serves neither it nor ``/mcp/protected``.
         max_ws_message_bytes: One WebSocket message's limit.
         encryption: Serves ``/ws/encrypted`` with this key; None serves no encrypted endpoint.
+        gateway: Serves ``/gateway`` and each upstream's ``/gateway/NAME/mcp`` and ``/ws``
+            (:mod:`server_demo.gateway`); None serves no gateway.
+        gateway_endpoint: Makes each ``/gateway/NAME/mcp`` endpoint's config (default
+            :func:`~server_demo.config.stateful_sse` with ``security``).
     """
 
     site_dir: Path | None = None
@@ -134,6 +143,8 @@ class AppConfig:
     oauth: OAuthConfig | None = field(default_factory=OAuthConfig)
     max_ws_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     encryption: EncryptionConfig | None = None
+    gateway: GatewayConfig | None = None
+    gateway_endpoint: Callable[[], StreamableHttpServerConfig] | None = None
 
 
 _INDEX = """<!doctype html><meta charset="utf-8"><title>pyodide-transport demo server</title>
@@ -157,7 +168,8 @@ def encrypted_endpoint(server: Server, security: SecurityConfig, config: AppConf
 def create_app(server: Server | None = None, config: AppConfig | None = None) -> Starlette:
     """Build the ASGI app serving every endpoint (and the site, if ``config.site_dir`` exists).
 
-    ``app.state.oauth`` is the :class:`~server_demo.oauth.OAuthProvider` (None with ``config.oauth=None``).
+    ``app.state.oauth`` is the :class:`~server_demo.oauth.OAuthProvider` (None with ``config.oauth=None``);
+    ``app.state.gateway`` the :class:`~server_demo.gateway.Gateway` (None without ``config.gateway``).
     """
     server = server or build_demo_server()
     config = config or AppConfig()
@@ -180,6 +192,10 @@ def create_app(server: Server | None = None, config: AppConfig | None = None) ->
     routes.append(WebSocketRoute("/ws", websocket_endpoint(server, security, config.max_ws_message_bytes)))
     if config.encryption is not None:
         routes.append(WebSocketRoute(ENCRYPTED_WS_PATH, encrypted_endpoint(server, security, config)))
+    gateway = Gateway(config.gateway) if config.gateway is not None else None
+    if gateway is not None:
+        make_config = config.gateway_endpoint or (lambda: stateful_sse(security=security))
+        routes.extend(gateway.routes(security, make_config, config.max_ws_message_bytes))
     if config.site_dir is not None and config.site_dir.is_dir():
         routes.append(Mount("/", app=CSPMiddleware(StaticFiles(directory=config.site_dir, html=True))))
     else:
@@ -187,14 +203,23 @@ def create_app(server: Server | None = None, config: AppConfig | None = None) ->
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        sweeper = None
+        if gateway is not None and gateway.endpoints:
+            idle = gateway.endpoints[0].config.session_idle_timeout
+            sweeper = asyncio.create_task(gateway.sweep_idle(min(max(idle / 4, 0.05), 30.0)))
         try:
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
             for _, endpoint in endpoints:
                 await endpoint.close()
+            if gateway is not None:
+                await gateway.close()
 
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.endpoints = dict(endpoints)
     app.state.server = server
     app.state.oauth = provider
+    app.state.gateway = gateway
     return app

@@ -20,9 +20,9 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import mcp_types as mt
 from mcp_types import DEFAULT_NEGOTIATED_VERSION
@@ -50,7 +50,7 @@ from pyodide_transport.messages import (
 from pyodide_transport.wire import MODERN_ERROR_CODES
 
 from .config import StreamableHttpServerConfig
-from .core import Server, ServerSession
+from .core import MessageSink, Server, ServerSession
 from .dispatch import duplicate_request_error
 from .errors import RequestError
 from .http_rules import (
@@ -67,7 +67,7 @@ from .http_rules import (
 from .modern import check_param_headers, check_routing_headers, is_modern_request, parse_envelope
 from .sse import encode_event, encode_priming_event, parse_event_id
 
-__all__ = ["ERROR_STATUS", "HttpSession", "StreamableHttpEndpoint", "read_body"]
+__all__ = ["ERROR_STATUS", "HttpSession", "SessionCore", "StreamableHttpEndpoint", "read_body"]
 
 logger = logging.getLogger("server_demo.http")
 
@@ -134,6 +134,7 @@ class HttpSession:
         back_channel: bool,
         protocol_version: str | None = None,
         stream_prefix: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.id = session_id
@@ -145,13 +146,13 @@ class HttpSession:
         self.standalone: _Stream | None = None
         self.last_seen = self.config.clock()
         self._stream_ids = 0
-        self.core = ServerSession(
-            endpoint.server,
+        self.core = endpoint.new_core(
             self._route,
             back_channel=back_channel,
             protocol_version=protocol_version,
             on_request_done=self._request_done,
             on_close_stream=self._close_stream,
+            headers=headers or {},
         )
 
     # -- streams ----------------------------------------------------------------------------------
@@ -247,13 +248,62 @@ class HttpSession:
                 forget_stream(stream_id)
 
 
+class SessionCore(Protocol):
+    """What an :class:`HttpSession` needs of the session behind it (a :class:`ServerSession`, or a gateway's forwarder).
+
+    ``handle`` takes each incoming message; what the session sends goes to the sink it was made
+    with, with the id of the request it belongs to.
+    """
+
+    protocol_version: str | None
+    client_info: mt.Implementation | None
+    client_capabilities: mt.ClientCapabilities
+
+    @property
+    def active_requests(self) -> int:
+        """How many requests are still running."""
+        ...
+
+    async def handle(self, message: TransportMessage) -> None:
+        """Process one incoming message (requests are started, not awaited)."""
+        ...
+
+    async def close(self) -> None:
+        """End the session."""
+        ...
+
+
 class StreamableHttpEndpoint:
-    """An ASGI app serving one Streamable HTTP endpoint in one mode."""
+    """An ASGI app serving one Streamable HTTP endpoint in one mode.
+
+    :meth:`new_core` makes the session behind each HTTP session (and each 2026-07-28 request):
+    the demo core here; a subclass may put something else there (the gateway forwards upstream).
+    """
 
     def __init__(self, server: Server, config: StreamableHttpServerConfig) -> None:
         self.server = server
         self.config = config
         self.sessions: dict[str, HttpSession] = {}
+
+    def new_core(
+        self,
+        sink: MessageSink,
+        *,
+        back_channel: bool,
+        protocol_version: str | None = None,
+        on_request_done: Callable[[RequestId], None] | None = None,
+        on_close_stream: Callable[[RequestId], None] | None = None,
+        headers: Mapping[str, str],
+    ) -> SessionCore:
+        """The session behind one HTTP session; ``headers`` are those of the request that opened it."""
+        return ServerSession(
+            self.server,
+            sink,
+            back_channel=back_channel,
+            protocol_version=protocol_version,
+            on_request_done=on_request_done,
+            on_close_stream=on_close_stream,
+        )
 
     # -- ASGI entry ---------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -393,7 +443,7 @@ class StreamableHttpEndpoint:
             return
         if not self.config.stateful:
             session = HttpSession(
-                self, None, back_channel=False, protocol_version=version or DEFAULT_NEGOTIATED_VERSION
+                self, None, back_channel=False, protocol_version=version or DEFAULT_NEGOTIATED_VERSION, headers=headers
             )
             try:
                 await self._answer(session, messages, headers, receive, send, cors)
@@ -429,7 +479,7 @@ class StreamableHttpEndpoint:
             )
             return
         session_id = generator() if generator is not None else None
-        session = HttpSession(self, session_id, back_channel=session_id is not None)
+        session = HttpSession(self, session_id, back_channel=session_id is not None, headers=headers)
         collector = session.new_stream(json_mode=True)
         await session.feed([request], collector)
         await collector.finished.wait()
@@ -438,6 +488,7 @@ class StreamableHttpEndpoint:
             await session.close()
             extra = cors
         else:
+            session.last_seen = self.config.clock()  # idle from the answer on, not from the request (a slow core)
             self.sessions[session_id] = session
             self._save(session)
             if self.config.on_session_initialized is not None:
@@ -663,7 +714,7 @@ class StreamableHttpEndpoint:
             if related == message.id:
                 queue.put_nowait(out)
 
-        core = ServerSession(self.server, sink, back_channel=False)
+        core = self.new_core(sink, back_channel=False, headers=headers)
         try:
             await core.handle(message)
             use_sse = (

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -162,6 +162,7 @@ def websocket_endpoint(  # type: ignore[no-untyped-def]
     *,
     codec: Callable[[], FrameCodec] | None = None,
     on_wire: WireTap | None = None,
+    serve: Callable[[WebSocketServerTransport], Awaitable[None]] | None = None,
 ):
     """Build the Starlette WebSocket endpoint serving ``server``.
 
@@ -171,6 +172,7 @@ def websocket_endpoint(  # type: ignore[no-untyped-def]
         max_message_bytes: One frame's limit (on the wire).
         codec: Makes each connection's :class:`FrameCodec` (``None``: frames are plain JSON-RPC).
         on_wire: Sees every raw frame (see :data:`WireTap`).
+        serve: Serves each accepted connection instead of ``server`` (the gateway forwards it upstream).
     """
 
     async def endpoint(websocket: WebSocket) -> None:
@@ -182,6 +184,9 @@ def websocket_endpoint(  # type: ignore[no-untyped-def]
         await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
         frames = codec() if codec is not None else None
         transport = WebSocketServerTransport(websocket, max_message_bytes, codec=frames, on_wire=on_wire)
-        await serve_transport(server, transport)
+        if serve is not None:
+            await serve(transport)
+        else:
+            await serve_transport(server, transport)
 
     return endpoint

@@ -45,6 +45,8 @@ class CircuitBreakerTransport(Middleware):
         on_state_change: Called with ``(old, new)`` on every state change.
         is_failure: Which exceptions count against the peer (default:
             :func:`~pyodide_transport.middleware.breaker_core.is_failure`).
+        breaker: A :class:`CircuitBreaker` to share with other transports to the same peer
+            (a gateway's sessions to one upstream); then ``failure_threshold`` and ``cool_down`` are its own.
     """
 
     layer = "breaker"
@@ -58,9 +60,10 @@ class CircuitBreakerTransport(Middleware):
         clock: Callable[[], float] = time.monotonic,
         on_state_change: StateChangeCallback | None = None,
         is_failure: Callable[[BaseException], bool] = is_failure,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         super().__init__(inner)
-        self.breaker = CircuitBreaker(failure_threshold, cool_down)
+        self.breaker = breaker if breaker is not None else CircuitBreaker(failure_threshold, cool_down)
         self._clock = clock
         self._on_state_change = on_state_change
         self._is_failure = is_failure

@@ -1,0 +1,611 @@
+"""Gateway mode: upstream MCP servers offered to browsers at ``/gateway/NAME/mcp`` and ``/gateway/NAME/ws``.
+
+The browser side is the demo server's own endpoints, reused: :class:`GatewayEndpoint` is a
+:class:`~server_demo.http.StreamableHttpEndpoint` (same CORS, Origin and Host rules, limits,
+sessions, SSE streams, both protocol eras) whose :meth:`~GatewayEndpoint.new_core` makes a
+:class:`ForwardingSession` instead of the demo core, and ``/ws`` is the demo's WebSocket endpoint
+with a ``serve`` hook. ``GET /gateway`` lists the upstreams (name, kind, endpoints; never a command,
+URL or environment).
+
+Isolation: every browser session gets its own upstream connection (a process per session for a
+stdio upstream, its own HTTP session or socket for a URL): no state, ids or server-to-client
+requests can cross between sessions, and messages are forwarded verbatim (ids unchanged). A
+2026-07-28 request has no session: it gets a short-lived upstream of its own, closed with its
+answer (for stdio that is a process per request: correct and simple, but slow; a pooled upstream
+with id rewriting would be the optimisation).
+
+Each upstream connection is ``LoggingTransport(PolicyTransport(CircuitBreakerTransport(raw)))``:
+one structured log record per message (method, id, size; no payloads, so no secrets), the
+configured allow/deny lists and rate per session (a refused request is answered with a JSON-RPC
+error and the session goes on), and a circuit breaker shared by all sessions of that upstream (a
+dead upstream fails fast with "Backend unavailable" until its cool-down, then one trial).
+
+Security: upstreams come only from the server's configuration (an unknown NAME is a 404, nothing
+is ever spawned or fetched on a request's say-so); a stdio process gets only
+:data:`~server_demo.gateway_config.INHERITED_ENV` plus its configured ``env``; a browser's
+``Authorization`` reaches an upstream only with ``"forwardAuthorization": true``; configured env and
+header values are scrubbed from upstream stderr before it is logged. Idle HTTP sessions expire
+(and their processes stop) after the endpoint's idle timeout; a WebSocket's upstream lives as long
+as the socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import mcp_types as mt
+from mcp_types.jsonrpc import INTERNAL_ERROR
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+
+from pyodide_transport.errors import CircuitOpenError, ConnectionClosedError, PolicyError, TransportError
+from pyodide_transport.messages import (
+    JSONRPCError,
+    JSONRPCNotification,
+    JSONRPCRequest,
+    JSONRPCResponse,
+    RequestId,
+    TransportMessage,
+    decode_or_error,
+    encode_message,
+    error_response,
+)
+from pyodide_transport.middleware import (
+    POLICY_ERROR_CODE,
+    CircuitBreaker,
+    CircuitBreakerTransport,
+    LoggingTransport,
+    PolicyTransport,
+    RateLimit,
+)
+from pyodide_transport.transport import Transport
+
+from .config import DEFAULT_MAX_MESSAGE_BYTES, SecurityConfig, StreamableHttpServerConfig
+from .core import MessageSink, Server
+from .http import SessionCore, StreamableHttpEndpoint
+from .http_rules import check_security, cors_headers
+from .websocket import WebSocketServerTransport, websocket_endpoint
+
+__all__ = [
+    "UPSTREAM_ERROR",
+    "ForwardingSession",
+    "Gateway",
+    "GatewayEndpoint",
+    "StdioUpstreamTransport",
+    "Upstream",
+    "gateway_routes",
+]
+
+from .gateway_config import INHERITED_ENV, GatewayConfig, UpstreamConfig
+
+logger = logging.getLogger("server_demo.gateway")
+
+UPSTREAM_ERROR: Final = INTERNAL_ERROR
+"""The JSON-RPC code of a request the upstream could not answer (gone, unreachable, over a limit)."""
+
+_STOP_GRACE: Final = 2.0
+
+
+def _scrub(text: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+class StdioUpstreamTransport:
+    """A child process speaking newline-delimited JSON-RPC on stdin/stdout, as a ``Transport``.
+
+    The process starts on the first ``send``; ``close`` closes its stdin, waits a little, then
+    terminates (and kills) it. Its stderr goes to the gateway log at DEBUG, configured secrets scrubbed.
+    """
+
+    transport_type = "stdio"
+
+    def __init__(self, config: UpstreamConfig, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
+        assert config.command is not None
+        self.config = config
+        self.max_message_bytes = max_message_bytes
+        self.process: asyncio.subprocess.Process | None = None
+        self._closed = False
+        self._start_lock = asyncio.Lock()
+        self._stderr_task: asyncio.Task[None] | None = None
+
+    def environment(self) -> dict[str, str]:
+        """What the child's environment is: :data:`INHERITED_ENV` (when set here) plus the configured ``env``."""
+        env = {key: os.environ[key] for key in INHERITED_ENV if key in os.environ}
+        env.update(self.config.env)
+        return env
+
+    async def _start(self) -> asyncio.subprocess.Process:
+        async with self._start_lock:
+            if self.process is not None:
+                return self.process
+            assert self.config.command is not None
+            try:
+                self.process = await asyncio.create_subprocess_exec(
+                    self.config.command,
+                    *self.config.args,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    env=self.environment(),
+                    cwd=self.config.cwd,
+                    limit=self.max_message_bytes + 1024,
+                )
+            except OSError as exc:
+                self._closed = True
+                raise ConnectionClosedError(
+                    f"upstream {self.config.name!r}: cannot start its command: {exc.strerror or exc}"
+                ) from None
+            self._stderr_task = asyncio.create_task(self._drain_stderr(self.process))
+            logger.info("upstream %s: process %d started", self.config.name, self.process.pid)
+            return self.process
+
+    async def _drain_stderr(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stderr is not None
+        secrets = self.config.secrets()
+        with contextlib.suppress(OSError, ValueError):
+            while line := await process.stderr.readline():
+                text = line.decode("utf-8", "replace").rstrip()
+                logger.debug("upstream %s stderr: %s", self.config.name, _scrub(text, secrets))
+
+    def _gone(self) -> ConnectionClosedError:
+        code = self.process.returncode if self.process is not None else None
+        how = f" (exit code {code})" if code is not None else ""
+        return ConnectionClosedError(f"upstream {self.config.name!r}: its process ended{how}")
+
+    async def send(self, message: TransportMessage) -> None:
+        """Write one message as one line (starting the process first)."""
+        if self._closed:
+            raise self._gone()
+        process = await self._start()
+        assert process.stdin is not None
+        try:
+            process.stdin.write(encode_message(message).encode() + b"\n")
+            await process.stdin.drain()
+        except (OSError, RuntimeError) as exc:
+            self._closed = True
+            raise ConnectionClosedError(f"upstream {self.config.name!r}: its stdin closed: {exc}") from None
+
+    async def receive(self) -> TransportMessage:
+        """The next valid line from the process; raises ``ConnectionClosedError`` once it ended."""
+        process = await self._start()
+        assert process.stdout is not None
+        while True:
+            try:
+                line = await process.stdout.readline()
+            except ValueError:  # a line over the limit: the process cannot be trusted to resynchronise
+                self._closed = True
+                raise ConnectionClosedError(f"upstream {self.config.name!r} sent an oversized line") from None
+            except OSError:
+                line = b""
+            if not line:
+                self._closed = True
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(process.wait(), 1.0)
+                raise self._gone()
+            if not line.strip():
+                continue
+            decoded = decode_or_error(line, allow_batch=False, what="line")
+            if isinstance(decoded, JSONRPCError):
+                logger.warning("upstream %s sent a bad line: %s", self.config.name, decoded.error.message)
+                continue
+            return decoded[0][0]
+
+    async def close(self) -> None:
+        """Stop the process: close its stdin, wait, terminate, kill. Idempotent."""
+        self._closed = True
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        if process.stdin is not None:
+            with contextlib.suppress(OSError, RuntimeError):
+                process.stdin.close()
+        try:
+            await asyncio.wait_for(process.wait(), _STOP_GRACE)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), _STOP_GRACE)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        if self._stderr_task is not None:
+            self._stderr_task.cancel()
+        logger.info("upstream %s: process %d stopped", self.config.name, process.pid)
+
+    def is_connected(self) -> bool:
+        """Whether the process runs (or has yet to start)."""
+        return not self._closed
+
+
+class Upstream:
+    """One configured upstream at run time: its shared breaker and its live connection count."""
+
+    def __init__(self, config: UpstreamConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.breaker = CircuitBreaker(config.breaker.failures, config.breaker.cool_down)
+        self.live = 0
+        self.clock = clock
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        """Paths the browser connects to."""
+        base = f"/gateway/{self.config.name}"
+        return {"mcp": f"{base}/mcp", "ws": f"{base}/ws"}
+
+    def describe(self) -> dict[str, Any]:
+        """The listing entry (nothing from the config beyond name and kind)."""
+        return {"name": self.config.name, "kind": self.config.kind, "endpoints": self.endpoints}
+
+    def open(self, browser_headers: Mapping[str, str]) -> Transport:
+        """A new upstream connection, wrapped in logging, policy and the shared breaker.
+
+        Raises:
+            ConnectionClosedError: The live-process limit of a stdio upstream is reached.
+        """
+        config = self.config
+        raw: Transport
+        headers = dict(config.headers)
+        auth = browser_headers.get("authorization")
+        if config.forward_authorization and auth is not None:
+            headers["Authorization"] = auth
+        if config.kind == "stdio":
+            if self.live >= config.max_processes:
+                raise ConnectionClosedError(
+                    f"upstream {config.name!r}: {config.max_processes} processes are running (the limit); try later"
+                )
+            raw = StdioUpstreamTransport(config)
+        elif config.kind == "http":
+            from pyodide_transport.cpython import HttpxHTTPClient
+            from pyodide_transport.fetch import FetchTransport
+
+            assert config.url is not None
+            raw = FetchTransport(config.url, headers=headers, fetch=HttpxHTTPClient(), max_reconnect_attempts=2)
+        else:
+            from pyodide_transport.cpython import websockets_connect
+            from pyodide_transport.websocket import WebSocketTransport
+
+            assert config.url is not None
+            raw = WebSocketTransport(config.url, connector=websockets_connect, auto_reconnect=False)
+        breaker = CircuitBreakerTransport(raw, clock=self.clock, breaker=self.breaker)  # one per upstream, shared
+        policy = config.policy
+        rate = RateLimit(policy.rate, max(1, int(policy.rate))) if policy.rate is not None else None
+        guarded = PolicyTransport(breaker, allow_methods=policy.allow, deny_methods=policy.deny, rate=rate)
+        return LoggingTransport(guarded, logger=logging.getLogger(f"server_demo.gateway.{config.name}"))
+
+
+def _error_for(request_id: RequestId, exc: TransportError, config: UpstreamConfig) -> JSONRPCError:
+    """The JSON-RPC error a browser's request gets when its upstream refused or failed it.
+
+    The upstream's URL and configured secrets are scrubbed from the text: the browser learns the
+    upstream's name and what went wrong, not where it lives or what it was given.
+    """
+    name = config.name
+    hidden = (*config.secrets(), *((config.url,) if config.url else ()))
+    text = _scrub(str(exc), tuple(sorted(hidden, key=len, reverse=True)))
+    if isinstance(exc, PolicyError):
+        data = {"rule": exc.rule, "reason": text}
+        return error_response(request_id, POLICY_ERROR_CODE, f"Request refused by policy ({text})", data)
+    if isinstance(exc, CircuitOpenError):
+        return error_response(
+            request_id,
+            UPSTREAM_ERROR,
+            f"Upstream {name!r} unavailable (circuit open: {text})",
+            {"retry_after": exc.retry_after, "upstream": name},
+        )
+    return error_response(request_id, UPSTREAM_ERROR, f"Upstream {name!r} failed: {text}", {"upstream": name})
+
+
+class ForwardingSession:
+    """Stands in for the demo core behind one browser session: forwards both ways to its own upstream.
+
+    Browser messages go upstream verbatim; upstream messages go to ``sink`` with the browser request
+    they belong to: a response its id, a progress notification the request that sent the token,
+    anything else (logging, list changes, sampling/elicitation/roots requests) the newest request
+    still running, else ``None`` (the session's GET stream). When the upstream ends, every running
+    request is answered with an error naming it and ``on_lost`` is called (the HTTP endpoint ends
+    the session, so the browser's next request gets 404 and a fresh upstream).
+    """
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        sink: MessageSink,
+        *,
+        headers: Mapping[str, str],
+        on_request_done: Callable[[RequestId], None] | None = None,
+        on_lost: Callable[[], None] | None = None,
+    ) -> None:
+        self.upstream = upstream
+        self.protocol_version: str | None = None
+        self.client_info: mt.Implementation | None = None
+        self.client_capabilities = mt.ClientCapabilities()
+        self._sink = sink
+        self._headers = dict(headers)
+        self._on_request_done = on_request_done
+        self._on_lost = on_lost
+        self._transport: Transport | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._pending: dict[RequestId, None] = {}  # insertion-ordered: the newest is last
+        self._tokens: dict[str | int, RequestId] = {}
+        self._lost: str | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+        self.closed = False
+
+    @property
+    def active_requests(self) -> int:
+        """Browser requests the upstream has not answered yet."""
+        return len(self._pending)
+
+    def _open(self) -> Transport:
+        if self._transport is None:
+            self._transport = self.upstream.open(self._headers)
+            self.upstream.live += 1
+            self._reader = asyncio.create_task(self._read(self._transport))
+        return self._transport
+
+    async def handle(self, message: TransportMessage) -> None:
+        """Forward one browser message upstream (a refused or failed request is answered at once)."""
+        if self.closed:
+            raise ConnectionClosedError("session is closed")
+        if isinstance(message, JSONRPCRequest):
+            if self._lost is not None:
+                await self._answer(message.id, ConnectionClosedError(self._lost))
+                return
+            self._pending[message.id] = None
+            meta = (message.params or {}).get("_meta")
+            token = meta.get("progressToken") if isinstance(meta, dict) else None
+            if isinstance(token, str | int) and not isinstance(token, bool):
+                self._tokens[token] = message.id
+        elif isinstance(message, JSONRPCNotification) and message.method == "notifications/cancelled":
+            cancelled = (message.params or {}).get("requestId")
+            if isinstance(cancelled, str | int) and cancelled in self._pending:
+                self._finish(cancelled)
+                if self._on_request_done is not None:
+                    self._on_request_done(cancelled)
+        if self._lost is not None:
+            return  # nothing more reaches a dead upstream
+        try:
+            transport = self._open()
+        except TransportError as exc:
+            await self._failed(message, exc)
+            return
+        if self.upstream.config.kind == "http":
+            # Streamable HTTP's send may last as long as the request (a JSON-mode answer), while the upstream
+            # asks the browser something that must reach it meanwhile: send on the side, never block the caller.
+            task = asyncio.create_task(self._send(transport, message))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+        else:
+            await self._send(transport, message)  # a pipe or a socket: quick, and in order
+
+    async def _send(self, transport: Transport, message: TransportMessage) -> None:
+        try:
+            await transport.send(message)
+        except TransportError as exc:
+            await self._failed(message, exc)
+
+    async def _failed(self, message: TransportMessage, exc: TransportError) -> None:
+        """A message the upstream did not take: a request is answered with the error (once), anything else dropped."""
+        if not isinstance(message, JSONRPCRequest):
+            logger.info("upstream %s: dropped a %s: %s", self.upstream.config.name, type(message).__name__, exc)
+        elif message.id in self._pending:
+            self._finish(message.id)
+            await self._answer(message.id, exc)
+
+    def _finish(self, request_id: RequestId) -> None:
+        self._pending.pop(request_id, None)
+        for token in [t for t, rid in self._tokens.items() if rid == request_id]:
+            del self._tokens[token]
+
+    async def _answer(self, request_id: RequestId, exc: TransportError) -> None:
+        with contextlib.suppress(ConnectionClosedError):
+            await self._sink(_error_for(request_id, exc, self.upstream.config), request_id)
+
+    def _related(self, message: TransportMessage) -> RequestId | None:
+        if isinstance(message, JSONRPCResponse | JSONRPCError):
+            return message.id
+        if isinstance(message, JSONRPCNotification) and message.method == "notifications/progress":
+            token = (message.params or {}).get("progressToken")
+            if isinstance(token, str | int) and token in self._tokens:
+                return self._tokens[token]
+        return next(reversed(self._pending)) if self._pending else None
+
+    async def _read(self, transport: Transport) -> None:
+        while True:
+            try:
+                message = await transport.receive()
+            except TransportError as exc:
+                if exc.request_ids:  # those requests are lost; the connection goes on
+                    for request_id in exc.request_ids:
+                        if request_id in self._pending:
+                            self._finish(request_id)
+                            await self._answer(request_id, exc)
+                    continue
+                await self._upstream_ended(exc)
+                return
+            if isinstance(message, JSONRPCResponse | JSONRPCError):
+                if message.id is None or message.id not in self._pending:
+                    continue  # an answer to a request already cancelled or failed
+                if isinstance(message, JSONRPCResponse) and isinstance(message.result, dict):
+                    version = message.result.get("protocolVersion")
+                    if isinstance(version, str) and self.protocol_version is None:
+                        self.protocol_version = version
+                related: RequestId | None = message.id
+                self._finish(message.id)
+            else:
+                related = self._related(message)
+            try:
+                await self._sink(message, related)
+            except ConnectionClosedError as exc:
+                if isinstance(message, JSONRPCRequest):  # the browser cannot be asked: tell the upstream
+                    with contextlib.suppress(TransportError):
+                        await transport.send(error_response(message.id, UPSTREAM_ERROR, f"client unreachable: {exc}"))
+
+    async def _upstream_ended(self, exc: TransportError) -> None:
+        name = self.upstream.config.name
+        self._lost = f"upstream {name!r} is gone ({exc}); start a new session"
+        if not self.closed:
+            logger.warning("upstream %s ended under a live session: %s", name, exc)
+        for request_id in list(self._pending):
+            self._finish(request_id)
+            await self._answer(request_id, exc)
+        if self._on_lost is not None and not self.closed:
+            self._on_lost()
+
+    async def close(self) -> None:
+        """Stop forwarding and close the upstream (a stdio upstream's process stops)."""
+        if self.closed:
+            return
+        self.closed = True
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            self.upstream.live -= 1
+            with contextlib.suppress(TransportError):
+                await transport.close()
+        for task in [*self._sending, *((self._reader,) if self._reader is not None else ())]:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+
+class GatewayEndpoint(StreamableHttpEndpoint):
+    """``/gateway/NAME/mcp``: the demo's Streamable HTTP endpoint with a :class:`ForwardingSession` per session."""
+
+    def __init__(self, upstream: Upstream, config: StreamableHttpServerConfig) -> None:
+        super().__init__(Server(f"gateway:{upstream.config.name}", "0"), config)
+        self.upstream = upstream
+        self._ending: set[asyncio.Future[None]] = set()
+
+    def new_core(
+        self,
+        sink: MessageSink,
+        *,
+        back_channel: bool,
+        protocol_version: str | None = None,
+        on_request_done: Callable[[RequestId], None] | None = None,
+        on_close_stream: Callable[[RequestId], None] | None = None,
+        headers: Mapping[str, str],
+    ) -> SessionCore:
+        """A forwarder; when its upstream ends, the HTTP session holding it ends too."""
+        session = ForwardingSession(self.upstream, sink, headers=headers, on_request_done=on_request_done)
+        session.protocol_version = protocol_version
+
+        def lost() -> None:
+            for session_id, http_session in list(self.sessions.items()):
+                if http_session.core is session:
+                    self._ending.add(asyncio.ensure_future(self._end_session(session_id)))
+
+        session._on_lost = lost
+        return session
+
+    async def expire_idle(self) -> None:
+        """End the sessions idle for longer than the endpoint's idle timeout."""
+        await self._expire_idle()
+
+
+class Gateway:
+    """Every configured upstream and the routes that serve them."""
+
+    def __init__(self, config: GatewayConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.upstreams = {name: Upstream(upstream, clock=clock) for name, upstream in config.upstreams.items()}
+        self.endpoints: list[GatewayEndpoint] = []
+
+    def listing(self) -> list[dict[str, Any]]:
+        """``GET /gateway``'s body."""
+        return [upstream.describe() for upstream in self.upstreams.values()]
+
+    async def serve_websocket(self, upstream: Upstream, transport: WebSocketServerTransport) -> None:
+        """One browser WebSocket: a :class:`ForwardingSession` writing straight back to it."""
+        lost = asyncio.Event()
+
+        async def sink(message: TransportMessage, related: RequestId | None) -> None:
+            await transport.send(message)
+
+        headers = {k.lower(): v for k, v in transport.websocket.headers.items()}
+        session = ForwardingSession(upstream, sink, headers=headers, on_lost=lost.set)
+
+        async def pump() -> None:
+            while True:
+                try:
+                    message = await transport.receive()
+                except ConnectionClosedError:
+                    return
+                await session.handle(message)
+
+        pumping = asyncio.create_task(pump())
+        ended = asyncio.create_task(lost.wait())
+        try:
+            await asyncio.wait({pumping, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (pumping, ended):
+                task.cancel()
+            await session.close()
+            if ended.done() and not ended.cancelled():
+                await transport._close(1011, "upstream ended")
+            await transport.close()
+
+    def routes(
+        self, security: SecurityConfig, endpoint_config: Callable[[], StreamableHttpServerConfig], max_ws: int
+    ) -> list[Route | WebSocketRoute]:
+        """``GET /gateway`` and, per upstream, ``/gateway/NAME/mcp`` and ``/gateway/NAME/ws``.
+
+        Only configured names get routes: any other ``/gateway/...`` path is a plain 404.
+        """
+
+        async def listing(request: Request) -> Response:
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            origin = headers.get("origin")
+            rejected = check_security(headers.get("host"), origin, security)
+            if rejected is not None:
+                return Response(rejected.body(), rejected.status, media_type=rejected.media_type)
+            cors = cors_headers(origin, security)
+            if request.method == "OPTIONS":
+                return Response(b"", 204, headers={**cors, "Access-Control-Allow-Methods": "GET, OPTIONS"})
+            return JSONResponse({"upstreams": self.listing()}, headers=cors)
+
+        routes: list[Route | WebSocketRoute] = [Route("/gateway", listing, methods=["GET", "OPTIONS"])]
+        for upstream in self.upstreams.values():
+            endpoint = GatewayEndpoint(upstream, endpoint_config())
+            self.endpoints.append(endpoint)
+
+            async def serve(transport: WebSocketServerTransport, upstream: Upstream = upstream) -> None:
+                await self.serve_websocket(upstream, transport)
+
+            ws = websocket_endpoint(endpoint.server, security, max_ws, serve=serve)
+            routes.append(Route(upstream.endpoints["mcp"], endpoint))
+            routes.append(WebSocketRoute(upstream.endpoints["ws"], ws))
+        return routes
+
+    async def sweep_idle(self, interval: float) -> None:
+        """Every ``interval`` seconds, end idle HTTP sessions (stopping their processes) without waiting for traffic."""
+        while True:
+            await asyncio.sleep(interval)
+            for endpoint in self.endpoints:
+                await endpoint.expire_idle()
+
+    async def close(self) -> None:
+        """End every session (stopping every upstream process)."""
+        for endpoint in self.endpoints:
+            await endpoint.close()
+
+
+def gateway_routes(
+    gateway: Gateway,
+    security: SecurityConfig,
+    endpoint_config: Callable[[], StreamableHttpServerConfig],
+    max_ws: int = DEFAULT_MAX_MESSAGE_BYTES,
+) -> list[Route | WebSocketRoute]:
+    """The gateway's routes (see :meth:`Gateway.routes`)."""
+    return gateway.routes(security, endpoint_config, max_ws)

@@ -1,0 +1,450 @@
+"""Gateway mode on a real uvicorn server: upstreams reached through ``/gateway/NAME/mcp`` and ``/ws``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import mcp_types as mt
+import pytest
+from live_server import LiveServer, free_port
+
+from devtools.reliability import until
+from devtools.transports import HttpxHTTPClient, cpython_connect
+from pyodide_transport.client import Client
+from pyodide_transport.errors import MCPError, TransportError
+from server_demo.app import AppConfig, create_app
+from server_demo.config import stateful_sse
+from server_demo.gateway import Gateway
+from server_demo.gateway_config import builtin_gateway_config, parse_gateway_config
+
+HANDSHAKE = "2025-11-25"
+ROOT = Path(__file__).resolve().parents[3]
+SECRET = "s3cr3t-value-that-must-not-leak"
+SECRET_AUTH = "Bearer browser-token-xyz"
+
+# An upstream that prints what it received in its environment and headers: a tiny stdio MCP server.
+ENV_PROBE = r"""
+import json, os, sys
+for line in sys.stdin:
+    msg = json.loads(line)
+    if "id" not in msg or "method" not in msg:
+        continue
+    if msg["method"] == "initialize":
+        result = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
+                  "serverInfo": {"name": "probe", "version": "0"}}
+    elif msg["method"] == "tools/list":
+        result = {"tools": [{"name": "env", "inputSchema": {"type": "object"}}]}
+    elif msg["method"] == "tools/call":
+        seen = {"has_secret": os.environ.get("PROBE_SECRET") == sys.argv[1],
+                "leaked": sorted(k for k in os.environ if k not in ("PROBE_SECRET", "PATH", "HOME", "LANG", "LC_ALL",
+                                 "LC_CTYPE", "TMPDIR", "TZ", "TEMP", "TMP", "SYSTEMROOT", "PYTHONPATH"))}
+        result = {"content": [{"type": "text", "text": json.dumps(seen)}]}
+    else:
+        result = {}
+    print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}), flush=True)
+"""
+
+
+def _demo(name: str = "demo-stdio", **extra: Any) -> dict[str, Any]:
+    builtin = builtin_gateway_config().upstreams["demo-stdio"]
+    return {
+        name: {
+            "command": builtin.command,
+            "args": list(builtin.args),
+            "env": dict(builtin.env),
+            "cwd": builtin.cwd,
+            **extra,
+        }
+    }
+
+
+def _text(result: mt.CallToolResult) -> str:
+    return "".join(getattr(c, "text", "") for c in result.content)
+
+
+class Gw:
+    def __init__(self, server: LiveServer, gateway: Gateway) -> None:
+        self.server = server
+        self.gateway = gateway
+
+    def url(self, name: str, kind: str = "mcp") -> str:
+        base = self.server.base if kind == "mcp" else self.server.base.replace("http:", "ws:")
+        return f"{base}/gateway/{name}/{kind}"
+
+
+async def _start(servers: dict[str, Any]) -> Gw:
+    config = AppConfig(
+        oauth=None,
+        gateway=parse_gateway_config({"mcpServers": servers}),
+        gateway_endpoint=lambda: stateful_sse(retry_ms=50),
+    )
+    app = create_app(config=config)
+    server = LiveServer(app)
+    await server.start()
+    return Gw(server, app.state.gateway)
+
+
+@pytest.fixture
+async def gw() -> AsyncIterator[Gw]:
+    dead = f"http://127.0.0.1:{free_port()}/mcp"
+    servers = {
+        **_demo(),
+        **_demo("limited", policy={"deny": ["tools/call"], "allow": ["tools/*", "ping"]}),
+        **_demo("tiny", maxProcesses=1, policy={"rate": 5}),
+        "dead": {"url": dead, "breaker": {"failures": 2, "coolDown": 60}},
+        "probe": {"command": sys.executable, "args": ["-c", ENV_PROBE, SECRET], "env": {"PROBE_SECRET": SECRET}},
+    }
+    live = await _start(servers)
+    try:
+        yield live
+    finally:
+        await live.server.stop()
+
+
+async def _connect(url: str, **options: Any) -> Client:
+    options.setdefault("protocol_version", HANDSHAKE)
+    return await cpython_connect(url, request_timeout=30, **options)
+
+
+async def test_listing_and_unknown_names(gw: Gw) -> None:
+    async with httpx.AsyncClient(base_url=gw.server.base, timeout=10) as http:
+        listing = (await http.get("/gateway", headers={"Origin": "http://127.0.0.1:1"})).json()
+        names = {u["name"]: u for u in listing["upstreams"]}
+        assert set(names) == {"demo-stdio", "limited", "tiny", "dead", "probe"}
+        assert names["demo-stdio"] == {
+            "name": "demo-stdio",
+            "kind": "stdio",
+            "endpoints": {"mcp": "/gateway/demo-stdio/mcp", "ws": "/gateway/demo-stdio/ws"},
+        }
+        assert names["dead"]["kind"] == "http"
+        assert SECRET not in json.dumps(listing) and "127.0.0.1:" not in json.dumps(listing)
+        assert (await http.post("/gateway/nope/mcp", json={})).status_code == 404
+        assert (await http.get("/gateway/..%2Fmcp/mcp")).status_code == 404
+        assert (await http.get("/gateway", headers={"Origin": "http://evil.invalid"})).status_code == 403
+        opts = await http.options("/gateway/demo-stdio/mcp", headers={"Origin": "http://localhost:3"})
+        assert opts.status_code == 204 and "mcp-session-id" in opts.headers["access-control-expose-headers"].lower()
+
+
+@pytest.mark.parametrize("kind", ["mcp", "ws"])
+async def test_tools_progress_sampling_elicitation(gw: Gw, kind: str) -> None:
+    async def sampling(params: mt.CreateMessageRequestParams) -> mt.CreateMessageResult:
+        return mt.CreateMessageResult(role="assistant", content=mt.TextContent(text="forty-two"), model="m")
+
+    async def elicit(params: Any) -> mt.ElicitResult:
+        return mt.ElicitResult(action="accept", content={"name": "Ada", "colour": "red"})
+
+    logs: list[Any] = []
+    client = await _connect(gw.url("demo-stdio", kind), sampling_handler=sampling, elicitation_handler=elicit)
+    client.on_log = logs.append
+    try:
+        tools = {t.name for t in (await client.list_tools()).tools}
+        assert {"calculate", "long_running", "ask_llm", "ask_user"} <= tools
+        result = await client.call_tool("calculate", {"a": 6, "b": 7, "operation": "multiply"})
+        assert result.structured_content == {"result": 42, "expression": "6 * 7 = 42"}
+        progress: list[float] = []
+        result = await client.call_tool(
+            "long_running", {"steps": 3, "delay_ms": 5}, progress=lambda v, t, m: progress.append(v)
+        )
+        assert _text(result) == "completed 3 steps" and progress == [1, 2, 3]
+        assert "forty-two" in _text(await client.call_tool("ask_llm", {"question": "q"}))
+        assert _text(await client.call_tool("ask_user", {})) == "Hello Ada, you like red."
+        await client.call_tool("log_messages", {"count": 2})
+        # cancellation: the call stops, the session goes on
+        call = asyncio.ensure_future(client.call_tool("long_running", {"steps": 50, "delay_ms": 100}))
+        await asyncio.sleep(0.5)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert _text(await client.call_tool("echo", {"message": "still here"})) == "still here"
+    finally:
+        await client.close()
+    assert logs, "log notifications pass through"
+
+
+async def test_modern_era_through_the_gateway(gw: Gw) -> None:
+    client = await cpython_connect(gw.url("demo-stdio"), request_timeout=30)  # tries 2026-07-28 first
+    try:
+        assert client.protocol_version == "2026-07-28"
+        result = await client.call_tool("calculate", {"a": 2, "b": 3, "operation": "add"})
+        assert result.structured_content == {"result": 5, "expression": "2 + 3 = 5"}
+    finally:
+        await client.close()
+
+
+async def test_killed_process_is_a_clear_error_and_isolated(gw: Gw) -> None:
+    victim = await _connect(gw.url("demo-stdio"))
+    bystander = await _connect(gw.url("demo-stdio"))
+    try:
+        assert _text(await victim.call_tool("echo", {"message": "a"})) == "a"
+        assert _text(await bystander.call_tool("echo", {"message": "b"})) == "b"
+        endpoint = next(e for e in gw.gateway.endpoints if e.upstream.config.name == "demo-stdio")
+        victim_id = victim.transport.session_id  # type: ignore[attr-defined]
+        forwarder: Any = endpoint.sessions[victim_id].core
+        pid = forwarder._transport.inner.inner.inner.process.pid
+        call = asyncio.ensure_future(victim.call_tool("long_running", {"steps": 50, "delay_ms": 100}))
+        await asyncio.sleep(0.5)
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(MCPError, match="demo-stdio"):
+            await asyncio.wait_for(call, 10)
+        # the next request finds the session gone (404): the client starts a new one, on a fresh process
+        assert _text(await victim.call_tool("echo", {"message": "again"})) == "again"
+        new_id = victim.transport.session_id  # type: ignore[attr-defined]
+        assert new_id != victim_id
+        assert endpoint.sessions[new_id].core._transport.inner.inner.inner.process.pid != pid  # type: ignore[attr-defined]
+        assert _text(await bystander.call_tool("echo", {"message": "b2"})) == "b2"
+    finally:
+        await victim.close()
+        await bystander.close()
+
+
+async def test_killed_process_under_a_websocket_is_a_clear_error(gw: Gw) -> None:
+    client = await _connect(gw.url("demo-stdio", "ws"))
+    try:
+        assert _text(await client.call_tool("echo", {"message": "a"})) == "a"
+        upstream = gw.gateway.upstreams["demo-stdio"]
+        assert upstream.live == 1
+        call = asyncio.ensure_future(client.call_tool("long_running", {"steps": 50, "delay_ms": 100}))
+        await asyncio.sleep(0.5)
+        children = _demo_children()
+        assert len(children) == 1
+        os.kill(children[0], signal.SIGKILL)
+        with pytest.raises(TransportError, match=r"demo-stdio|closed"):
+            await asyncio.wait_for(call, 10)
+        await until(lambda: upstream.live == 0)
+    finally:
+        await client.close()
+
+
+def _demo_children() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _is_demo_child(p)]
+
+
+def _is_demo_child(proc: Path) -> bool:
+    try:
+        cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        status = (proc / "status").read_text()
+    except OSError:
+        return False
+    parent = next((line.split()[1] for line in status.splitlines() if line.startswith("PPid:")), "")
+    return parent == str(os.getpid()) and b"--stdio" in cmdline
+
+
+async def test_idle_sessions_stop_their_process_without_traffic() -> None:
+    config = AppConfig(
+        oauth=None,
+        gateway=parse_gateway_config({"mcpServers": _demo()}),
+        gateway_endpoint=lambda: stateful_sse(session_idle_timeout=0.3),
+    )
+    app = create_app(config=config)
+    server = LiveServer(app)
+    await server.start()
+    live = Gw(server, app.state.gateway)
+    try:
+        client = await _connect(live.url("demo-stdio"), open_get_stream=False)
+        try:
+            assert _text(await client.call_tool("echo", {"message": "x"})) == "x"
+            upstream = live.gateway.upstreams["demo-stdio"]
+            assert upstream.live == 1
+            await until(lambda: upstream.live == 0)
+            assert _text(await client.call_tool("echo", {"message": "y"})) == "y"  # a new session, a new process
+        finally:
+            await client.close()
+    finally:
+        await server.stop()
+
+
+async def test_breaker_opens_on_a_dead_url_and_fails_fast(gw: Gw) -> None:
+    errors: list[str] = []
+    for _ in range(2):
+        with pytest.raises(TransportError) as caught:
+            await _connect(gw.url("dead"))
+        errors.append(str(caught.value))
+    assert all("dead" in e for e in errors)
+    assert not any("/mcp" in e.replace("/gateway/dead/mcp", "") for e in errors), errors  # the URL stays hidden
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    with pytest.raises(MCPError, match="circuit open") as caught:
+        await _connect(gw.url("dead"))
+    assert loop.time() - start < 2.0
+    assert isinstance(caught.value.data, dict) and caught.value.data["retry_after"] > 0
+    assert gw.gateway.upstreams["dead"].breaker.state == "open"
+
+
+async def test_policy_denied_method_is_an_error_and_the_session_goes_on(gw: Gw) -> None:
+    client = await _connect(gw.url("limited"))
+    try:
+        assert "echo" in {t.name for t in (await client.list_tools()).tools}
+        with pytest.raises(MCPError, match="policy"):
+            await client.call_tool("echo", {"message": "x"})
+        with pytest.raises(MCPError, match="not allowed"):
+            await client.list_resources()
+        assert (await client.list_tools()).tools
+    finally:
+        await client.close()
+
+
+async def test_process_limit_and_rate_limit(gw: Gw) -> None:
+    first = await _connect(gw.url("tiny"))
+    try:
+        with pytest.raises(MCPError, match="the limit"):
+            await _connect(gw.url("tiny"))  # one live process at most
+        await asyncio.sleep(1.2)  # the bucket refills (5/s, burst 5)
+        outcomes = await asyncio.gather(
+            *(first.call_tool("echo", {"message": str(i)}) for i in range(12)), return_exceptions=True
+        )
+        refused = [o for o in outcomes if isinstance(o, MCPError)]
+        assert refused and all("rate" in str(o) for o in refused)
+        assert any(not isinstance(o, BaseException) for o in outcomes)
+        await asyncio.sleep(1.2)
+        assert _text(await first.call_tool("echo", {"message": "later"})) == "later"  # the session went on
+    finally:
+        await first.close()
+    second = await _connect(gw.url("tiny"))  # the process slot is free again
+    await second.close()
+
+
+async def test_many_concurrent_sessions_no_cross_talk(gw: Gw) -> None:
+    count = 20
+
+    async def one(i: int) -> None:
+        client = await _connect(gw.url("demo-stdio"))
+        try:
+            for j in range(3):
+                text = f"session {i} message {j}"
+                assert _text(await client.call_tool("echo", {"message": text})) == text
+        finally:
+            await client.close()
+
+    async with asyncio.timeout(90):
+        await asyncio.gather(*(one(i) for i in range(count)))
+    await asyncio.sleep(0.2)
+    assert all(u.live == 0 for u in gw.gateway.upstreams.values())
+
+
+async def test_env_is_only_the_configured_one_and_secrets_stay_out_of_logs(
+    gw: Gw, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    os.environ["GATEWAY_TEST_LEAK"] = "1"
+    try:
+        client = await _connect(gw.url("probe"), headers={"Authorization": SECRET_AUTH})
+        try:
+            seen = json.loads(_text(await client.call_tool("env", {})))
+        finally:
+            await client.close()
+    finally:
+        del os.environ["GATEWAY_TEST_LEAK"]
+    assert seen == {"has_secret": True, "leaked": []}
+    assert SECRET not in caplog.text and SECRET_AUTH not in caplog.text
+    assert "tools/call" in caplog.text  # one structured record per message
+
+
+async def test_authorization_forwarded_only_when_configured() -> None:
+    seen: list[str | None] = []
+
+    async def upstream_app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        headers = dict(scope["headers"])
+        seen.append(headers.get(b"authorization", b"").decode() or None)
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        request = json.loads(body or b"{}")
+        if "id" not in request:
+            await send({"type": "http.response.start", "status": 202, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        result = {"protocolVersion": HANDSHAKE, "capabilities": {}, "serverInfo": {"name": "u", "version": "0"}}
+        out = json.dumps({"jsonrpc": "2.0", "id": request["id"], "result": result}).encode()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": out})
+
+    upstream = LiveServer(upstream_app)
+    await upstream.start()
+    url = upstream.base + "/mcp"
+    live = await _start({"plain": {"url": url}, "forwarding": {"url": url, "forwardAuthorization": True}})
+    try:
+        for name in ("plain", "forwarding"):
+            client = await _connect(live.url(name), headers={"Authorization": SECRET_AUTH}, fetch=HttpxHTTPClient())
+            await client.close()
+        assert seen[0] is None and SECRET_AUTH in seen
+        assert seen.index(SECRET_AUTH) > 0 and all(s is None for s in seen[: seen.index(SECRET_AUTH)])
+    finally:
+        await live.server.stop()
+        await upstream.stop()
+
+
+@pytest.mark.parametrize("path", ["/mcp", "/mcp/json", "/ws"])
+async def test_url_upstreams_pass_everything_through(path: str) -> None:
+    demo = LiveServer(create_app(config=AppConfig(oauth=None)))
+    await demo.start()
+    scheme = "ws" if path == "/ws" else "http"
+    live = await _start({"up": {"url": f"{scheme}://127.0.0.1:{demo.port}{path}"}})
+
+    async def elicit(params: Any) -> mt.ElicitResult:
+        return mt.ElicitResult(action="accept", content={"name": "Grace"})
+
+    try:
+        client = await _connect(live.url("up"), elicitation_handler=elicit)
+        try:
+            progress: list[float] = []
+            result = await client.call_tool(
+                "long_running", {"steps": 2, "delay_ms": 5}, progress=lambda v, t, m: progress.append(v)
+            )
+            assert _text(result) == "completed 2 steps" and progress == [1, 2]
+            assert _text(await client.call_tool("ask_user", {})) == "Hello Grace, you like None."
+        finally:
+            await client.close()
+    finally:
+        await live.server.stop()
+        await demo.stop()
+
+
+async def test_official_sdk_server_as_a_url_upstream() -> None:
+    sdk = pytest.importorskip("mcp.server.mcpserver")
+    port = free_port()
+    script = (
+        "import sys\n"
+        "from mcp.server.mcpserver import MCPServer\n"
+        "server = MCPServer('sdk')\n"
+        "@server.tool()\n"
+        "def add(a: int, b: int) -> int:\n"
+        "    return a + b\n"
+        f"server.run('streamable-http', host='127.0.0.1', port={port})\n"
+    )
+    del sdk
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    live = await _start({"sdk": {"url": f"http://127.0.0.1:{port}/mcp"}})
+    try:
+        async with httpx.AsyncClient() as http:
+            for _ in range(200):
+                try:
+                    await http.get(f"http://127.0.0.1:{port}/mcp")
+                    break
+                except httpx.HTTPError:
+                    await asyncio.sleep(0.05)
+        client = await _connect(live.url("sdk"))
+        try:
+            assert "add" in {t.name for t in (await client.list_tools()).tools}
+            assert "5" in _text(await client.call_tool("add", {"a": 2, "b": 3}))
+        finally:
+            await client.close()
+    finally:
+        await live.server.stop()
+        process.terminate()
+        await process.wait()
