@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import js
 import mcp_types as mt
 from mcp_types.version import KNOWN_PROTOCOL_VERSIONS
+from pyodide.ffi import to_js
 
 import pyodide_transport as pt
 from pyodide_transport import _browser
@@ -83,6 +84,7 @@ class Explorer:
         self.trace_count = 0
         self.log_count = 0
         self.csp_blocked: list[str] = []
+        self.upstreams: dict[str, dict[str, Any]] = {}  # this server's gateway upstreams, by name
         # Sign-in for protected servers: tokens in this tab's sessionStorage, the sign-in in a popup
         # opened from the "Sign in" click (or in this tab), every discovery request in the trace.
         self.auth = OAuth(
@@ -129,14 +131,54 @@ class Explorer:
             name = str(tab.dataset.tab)
             self.scope.on(tab, "click", functools.partial(_ignore_event, self.show_tab, name))
         self.scope.on(by_testid("sign-out-button"), "click", lambda _e: self.sign_out())
+        self.scope.on(by_testid("gateway-select"), "change", lambda _e: self._pick_upstream())
+        self.scope.on(select, "change", lambda _e: self._pick_upstream())
         self._update_share_link()
         by_testid("connect-button").disabled = False
         js.document.body.classList.remove("booting")
         js.document.body.dataset.ready = "true"
         spawn(self._start(settings))
 
+    async def _load_gateway(self) -> None:
+        """List the upstreams of this server's gateway (stdio servers, servers without CORS), if it has one."""
+        try:
+            response = await js.fetch(
+                f"{js.location.origin}/gateway", to_js({"headers": {"Accept": "application/json"}})
+            )
+            if not response.ok:
+                return
+            listing = (await response.json()).to_py()
+        except Exception:  # no gateway here (a static host, or --no-gateway): the list stays hidden
+            return
+        upstreams = listing.get("upstreams") if isinstance(listing, dict) else None
+        if not isinstance(upstreams, list):
+            return
+        select = by_testid("gateway-select")
+        for upstream in upstreams:
+            if isinstance(upstream, dict) and isinstance(upstream.get("name"), str):
+                name = upstream["name"]
+                self.upstreams[name] = upstream
+                select.appendChild(el("option", f"{name} ({upstream.get('kind', '?')})", value=name))
+        by_testid("gateway-row").hidden = not self.upstreams
+
+    def _pick_upstream(self) -> None:
+        """Point the URL at the chosen upstream's gateway endpoint for the chosen transport."""
+        upstream = self.upstreams.get(str(by_testid("gateway-select").value))
+        if upstream is None:
+            return
+        endpoints = upstream.get("endpoints") or {}
+        origin = str(js.location.origin)
+        if TRANSPORTS[str(by_testid("transport-select").value)].websocket:
+            url = origin.replace("http", "ws", 1) + str(endpoints.get("ws", ""))
+        else:
+            url = origin + str(endpoints.get("mcp", ""))
+        by_testid("server-url").value = url
+        set_text(by_testid("transport-hint"), f"Through the gateway: {upstream['name']} ({upstream.get('kind')})")
+        self._update_share_link()
+
     async def _start(self, settings: Settings) -> None:
         """Finish a sign-in that left this tab (the redirect fallback) and connect; else autoconnect."""
+        spawn(self._load_gateway())  # beside, not before: the redirect's answer is taken at once
         try:
             server = await self.auth.resume_redirect()
         except Exception as exc:
