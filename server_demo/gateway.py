@@ -5,14 +5,22 @@ The browser side is the demo server's own endpoints, reused: :class:`GatewayEndp
 sessions, SSE streams, both protocol eras) whose :meth:`~GatewayEndpoint.new_core` makes a
 :class:`ForwardingSession` instead of the demo core, and ``/ws`` is the demo's WebSocket endpoint
 with a ``serve`` hook. ``GET /gateway`` lists the upstreams (name, kind, endpoints; never a command,
-URL or environment).
+URL or environment). ``GET /gateway/match?url=URL`` names the URL upstream configured with that URL
+(404 otherwise): the explorer asks after a direct connection failed with a CORS error, and the
+caller learns only whether the URL it already knows is configured.
 
 Isolation: every browser session gets its own upstream connection (a process per session for a
 stdio upstream, its own HTTP session or socket for a URL): no state, ids or server-to-client
 requests can cross between sessions, and messages are forwarded verbatim (ids unchanged). A
-2026-07-28 request has no session: it gets a short-lived upstream of its own, closed with its
-answer (for stdio that is a process per request: correct and simple, but slow; a pooled upstream
-with id rewriting would be the optimisation).
+2026-07-28 request has no session: to a URL upstream it goes on a short-lived connection of its
+own; to a stdio upstream, on the upstream's shared process (below).
+
+An upstream may list replicas (``"url": [...]``): each new session takes the next one round-robin,
+skipping those whose breaker (one per replica) is open, and stays on it. A router entry
+(``"routes": {PREFIX: UPSTREAM}``, optional ``"default"``) is served by a ``RouterSession``
+(:mod:`server_demo.gateway_router`): one connection per target, tool names prefixed, ids and
+progress tokens rewritten by the gateway. The sessionless requests of a stdio upstream share one
+long-lived process, ids and progress tokens rewritten (:mod:`server_demo.gateway_shared`).
 
 Each upstream connection is ``LoggingTransport(PolicyTransport(CircuitBreakerTransport(raw)))``:
 one structured log record per message (method, id, size; no payloads, so no secrets), the
@@ -38,6 +46,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
 
 import mcp_types as mt
 from mcp_types.jsonrpc import INTERNAL_ERROR
@@ -81,9 +90,11 @@ __all__ = [
     "StdioUpstreamTransport",
     "Upstream",
     "gateway_routes",
+    "normalize_url",
 ]
 
 from .gateway_config import INHERITED_ENV, GatewayConfig, UpstreamConfig
+from .gateway_shared import SharedRequest, SharedUpstream
 
 logger = logging.getLogger("server_demo.gateway")
 
@@ -91,6 +102,31 @@ UPSTREAM_ERROR: Final = INTERNAL_ERROR
 """The JSON-RPC code of a request the upstream could not answer (gone, unreachable, over a limit)."""
 
 _STOP_GRACE: Final = 2.0
+
+
+_MAX_MATCH_URL: Final = 2048
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def normalize_url(url: str) -> str | None:
+    """``url`` in a comparable form (lower-case scheme and host, no default port, no trailing ``/``), or None.
+
+    ``http://LOCALHOST:80/mcp/`` and ``http://localhost/mcp`` are the same endpoint; a URL that is not
+    absolute http(s) or ws(s) is None.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    return urlunsplit((scheme, netloc, parts.path.rstrip("/") or "", parts.query, ""))
 
 
 def _scrub(text: str, secrets: tuple[str, ...]) -> str:
@@ -229,13 +265,22 @@ class StdioUpstreamTransport:
 
 
 class Upstream:
-    """One configured upstream at run time: its shared breaker and its live connection count."""
+    """One configured upstream at run time: its breakers (one per replica), replica choice and live count.
+
+    A router entry is an ``Upstream`` too (it has endpoints and a listing entry) whose ``targets``
+    the :class:`Gateway` fills in; it has no connection of its own (``open`` refuses).
+    """
 
     def __init__(self, config: UpstreamConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
-        self.breaker = CircuitBreaker(config.breaker.failures, config.breaker.cool_down)
+        settings = config.breaker
+        self.breakers = [CircuitBreaker(settings.failures, settings.cool_down) for _ in range(config.replicas)]
+        self.breaker = self.breakers[0]  # the only one unless ``url`` lists replicas
+        self.opened = [0] * config.replicas  # connections made per replica, ever
         self.live = 0
         self.clock = clock
+        self.targets: dict[str, Upstream] = {}  # a router's targets, by name
+        self._next_replica = 0
 
     @property
     def endpoints(self) -> dict[str, str]:
@@ -244,44 +289,100 @@ class Upstream:
         return {"mcp": f"{base}/mcp", "ws": f"{base}/ws"}
 
     def describe(self) -> dict[str, Any]:
-        """The listing entry (nothing from the config beyond name and kind)."""
-        return {"name": self.config.name, "kind": self.config.kind, "endpoints": self.endpoints}
+        """The listing entry: name, kind, endpoints, and a replica count or a router's routes (never a URL)."""
+        config = self.config
+        entry: dict[str, Any] = {"name": config.name, "kind": config.kind, "endpoints": self.endpoints}
+        if config.replicas > 1:
+            entry["replicas"] = config.replicas
+        if config.kind == "router":
+            entry["routes"] = dict(config.routes)
+            if config.default is not None:
+                entry["default"] = config.default
+        return entry
+
+    def pick_replica(self) -> int:
+        """The replica of the next connection: round-robin, skipping those whose breaker is open.
+
+        When every breaker is open the next replica in turn is used anyway: its breaker fails the
+        session fast with "circuit open" (and a retry time), which is what the browser should see.
+        """
+        count = len(self.breakers)
+        now = self.clock()
+        chosen = self._next_replica % count
+        for step in range(count):
+            index = (self._next_replica + step) % count
+            breaker = self.breakers[index]
+            if breaker.state != "open" or breaker.retry_after(now) <= 0.0:
+                chosen = index
+                break
+        self._next_replica = (chosen + 1) % count
+        return chosen
 
     def open(self, browser_headers: Mapping[str, str]) -> Transport:
-        """A new upstream connection, wrapped in logging, policy and the shared breaker.
+        """A new upstream connection, on the next replica, wrapped in logging, policy and that replica's breaker.
+
+        The connection stays on its replica for its whole life (an MCP session is stateful).
 
         Raises:
-            ConnectionClosedError: The live-process limit of a stdio upstream is reached.
+            ConnectionClosedError: The live-process limit of a stdio upstream is reached, or this is a router.
         """
         config = self.config
+        if config.kind == "router":
+            raise ConnectionClosedError(f"upstream {config.name!r} is a router: it has no connection of its own")
         raw: Transport
         headers = dict(config.headers)
         auth = browser_headers.get("authorization")
         if config.forward_authorization and auth is not None:
             headers["Authorization"] = auth
+        replica = 0
         if config.kind == "stdio":
             if self.live >= config.max_processes:
                 raise ConnectionClosedError(
                     f"upstream {config.name!r}: {config.max_processes} processes are running (the limit); try later"
                 )
             raw = StdioUpstreamTransport(config)
-        elif config.kind == "http":
-            from pyodide_transport.cpython import HttpxHTTPClient
-            from pyodide_transport.fetch import FetchTransport
-
-            assert config.url is not None
-            raw = FetchTransport(config.url, headers=headers, fetch=HttpxHTTPClient(), max_reconnect_attempts=2)
         else:
-            from pyodide_transport.cpython import websockets_connect
-            from pyodide_transport.websocket import WebSocketTransport
+            replica = self.pick_replica()
+            url = config.urls[replica]
+            if config.kind == "http":
+                from pyodide_transport.cpython import HttpxHTTPClient
+                from pyodide_transport.fetch import FetchTransport
 
-            assert config.url is not None
-            raw = WebSocketTransport(config.url, connector=websockets_connect, auto_reconnect=False)
-        breaker = CircuitBreakerTransport(raw, clock=self.clock, breaker=self.breaker)  # one per upstream, shared
+                raw = FetchTransport(url, headers=headers, fetch=HttpxHTTPClient(), max_reconnect_attempts=2)
+            else:
+                from pyodide_transport.cpython import websockets_connect
+                from pyodide_transport.websocket import WebSocketTransport
+
+                raw = WebSocketTransport(url, connector=websockets_connect, auto_reconnect=False)
+            if config.replicas > 1:
+                logger.info("upstream %s: new connection on replica %d of %d", config.name, replica, config.replicas)
+        self.opened[replica] += 1
+        # The replica's breaker, shared by every session on that replica.
+        breaker = CircuitBreakerTransport(raw, clock=self.clock, breaker=self.breakers[replica])
         policy = config.policy
         rate = RateLimit(policy.rate, max(1, int(policy.rate))) if policy.rate is not None else None
         guarded = PolicyTransport(breaker, allow_methods=policy.allow, deny_methods=policy.deny, rate=rate)
         return LoggingTransport(guarded, logger=logging.getLogger(f"server_demo.gateway.{config.name}"))
+
+    def session(
+        self,
+        sink: MessageSink,
+        *,
+        headers: Mapping[str, str],
+        protocol_version: str | None = None,
+        on_request_done: Callable[[RequestId], None] | None = None,
+        on_lost: Callable[[], None] | None = None,
+    ) -> SessionCore:
+        """What stands behind one browser session: a :class:`ForwardingSession`, or a router's session."""
+        if self.config.kind == "router":
+            from .gateway_router import RouterSession  # it builds on this module
+
+            router = RouterSession(self, sink, headers=headers, on_request_done=on_request_done, on_lost=on_lost)
+            router.set_protocol_version(protocol_version)
+            return router
+        forwarder = ForwardingSession(self, sink, headers=headers, on_request_done=on_request_done, on_lost=on_lost)
+        forwarder.protocol_version = protocol_version
+        return forwarder
 
 
 def _error_for(request_id: RequestId, exc: TransportError, config: UpstreamConfig) -> JSONRPCError:
@@ -486,6 +587,8 @@ class GatewayEndpoint(StreamableHttpEndpoint):
         super().__init__(Server(f"gateway:{upstream.config.name}", "0"), config)
         self.upstream = upstream
         self._ending: set[asyncio.Future[None]] = set()
+        # the sessionless requests of a stdio upstream share one process (a URL upstream is stateless already)
+        self.shared = SharedUpstream(upstream, clock=config.clock) if upstream.config.kind == "stdio" else None
 
     def new_core(
         self,
@@ -496,22 +599,37 @@ class GatewayEndpoint(StreamableHttpEndpoint):
         on_request_done: Callable[[RequestId], None] | None = None,
         on_close_stream: Callable[[RequestId], None] | None = None,
         headers: Mapping[str, str],
+        sessionless: bool = False,
     ) -> SessionCore:
-        """A forwarder; when its upstream ends, the HTTP session holding it ends too."""
-        session = ForwardingSession(self.upstream, sink, headers=headers, on_request_done=on_request_done)
-        session.protocol_version = protocol_version
+        """A forwarder (or a router's session); when its upstream ends, the HTTP session holding it ends too.
+
+        A sessionless (2026-07-28) request to a stdio upstream rides the endpoint's shared process instead
+        (:mod:`server_demo.gateway_shared`).
+        """
+        if sessionless and self.shared is not None:
+            return SharedRequest(self.shared, sink)
 
         def lost() -> None:
             for session_id, http_session in list(self.sessions.items()):
                 if http_session.core is session:
                     self._ending.add(asyncio.ensure_future(self._end_session(session_id)))
 
-        session._on_lost = lost
+        session = self.upstream.session(
+            sink, headers=headers, protocol_version=protocol_version, on_request_done=on_request_done, on_lost=lost
+        )
         return session
 
     async def expire_idle(self) -> None:
-        """End the sessions idle for longer than the endpoint's idle timeout."""
+        """End the sessions idle for longer than the endpoint's idle timeout (and an idle shared process)."""
         await self._expire_idle()
+        if self.shared is not None:
+            await self.shared.stop_if_idle(self.config.session_idle_timeout)
+
+    async def close(self) -> None:
+        """End every session and stop the shared process."""
+        await super().close()
+        if self.shared is not None:
+            await self.shared.close()
 
 
 class Gateway:
@@ -520,21 +638,38 @@ class Gateway:
     def __init__(self, config: GatewayConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self.upstreams = {name: Upstream(upstream, clock=clock) for name, upstream in config.upstreams.items()}
+        for upstream in self.upstreams.values():  # a router reaches its targets' own breakers and replicas
+            upstream.targets = {name: self.upstreams[name] for name in upstream.config.targets}
         self.endpoints: list[GatewayEndpoint] = []
 
     def listing(self) -> list[dict[str, Any]]:
         """``GET /gateway``'s body."""
         return [upstream.describe() for upstream in self.upstreams.values()]
 
+    def match(self, url: str) -> Upstream | None:
+        """The URL upstream configured with ``url`` (compared after :func:`normalize_url`), if any.
+
+        The explorer asks after a direct connection failed with a CORS error: the answer names the
+        upstream to go through; the browser already knows the URL it tried, and learns nothing of
+        any other configured URL.
+        """
+        wanted = normalize_url(url)
+        if wanted is None:
+            return None
+        for upstream in self.upstreams.values():
+            if any(normalize_url(u) == wanted for u in upstream.config.urls):
+                return upstream
+        return None
+
     async def serve_websocket(self, upstream: Upstream, transport: WebSocketServerTransport) -> None:
-        """One browser WebSocket: a :class:`ForwardingSession` writing straight back to it."""
+        """One browser WebSocket: a :class:`ForwardingSession` (or a router's session) writing straight back to it."""
         lost = asyncio.Event()
 
         async def sink(message: TransportMessage, related: RequestId | None) -> None:
             await transport.send(message)
 
         headers = {k.lower(): v for k, v in transport.websocket.headers.items()}
-        session = ForwardingSession(upstream, sink, headers=headers, on_lost=lost.set)
+        session = upstream.session(sink, headers=headers, on_lost=lost.set)
 
         async def pump() -> None:
             while True:
@@ -575,7 +710,27 @@ class Gateway:
                 return Response(b"", 204, headers={**cors, "Access-Control-Allow-Methods": "GET, OPTIONS"})
             return JSONResponse({"upstreams": self.listing()}, headers=cors)
 
-        routes: list[Route | WebSocketRoute] = [Route("/gateway", listing, methods=["GET", "OPTIONS"])]
+        async def match(request: Request) -> Response:
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            origin = headers.get("origin")
+            rejected = check_security(headers.get("host"), origin, security)
+            if rejected is not None:
+                return Response(rejected.body(), rejected.status, media_type=rejected.media_type)
+            cors = cors_headers(origin, security)
+            if request.method == "OPTIONS":
+                return Response(b"", 204, headers={**cors, "Access-Control-Allow-Methods": "GET, OPTIONS"})
+            url = request.query_params.get("url", "")
+            if not url or len(url) > _MAX_MATCH_URL:
+                return JSONResponse({"error": f"give ?url= (at most {_MAX_MATCH_URL} characters)"}, 400, headers=cors)
+            upstream = self.match(url)
+            if upstream is None:
+                return JSONResponse({"error": "no configured upstream has that URL"}, 404, headers=cors)
+            return JSONResponse(upstream.describe(), headers=cors)
+
+        routes: list[Route | WebSocketRoute] = [
+            Route("/gateway", listing, methods=["GET", "OPTIONS"]),
+            Route("/gateway/match", match, methods=["GET", "OPTIONS"]),
+        ]
         for upstream in self.upstreams.values():
             endpoint = GatewayEndpoint(upstream, endpoint_config())
             self.endpoints.append(endpoint)

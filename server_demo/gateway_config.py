@@ -6,7 +6,9 @@
         "files": {"command": "python", "args": ["-m", "files_server"], "env": {"TOKEN": "..."},
                   "policy": {"allow": ["tools/*"], "deny": ["tools/call"], "rate": 20},
                   "maxProcesses": 8},
-        "remote": {"url": "http://127.0.0.1:9000/mcp", "forwardAuthorization": true}
+        "remote": {"url": "http://127.0.0.1:9000/mcp", "forwardAuthorization": true},
+        "pool": {"url": ["http://127.0.0.1:9001/mcp", "http://127.0.0.1:9002/mcp"]},
+        "all": {"routes": {"files_": "files", "remote_": "remote"}, "default": "files"}
     }}
 
 An upstream is a stdio command (``command``, optional ``args``, ``env``, ``cwd``, ``maxProcesses``)
@@ -15,6 +17,22 @@ or a URL (``url``: ``http(s)://`` for Streamable HTTP, ``ws(s)://`` for WebSocke
 ``rate`` messages per second per browser session), ``forwardAuthorization`` (default false) and
 ``breaker`` (``{"failures": N, "coolDown": SECONDS}``). Upstream commands and URLs come only from
 here, never from a request. Every error names the field at fault (``mcpServers.files.args[1]``).
+
+Backend pool: ``url`` may be a non-empty list of replicas of one kind (all ``http(s)://`` or all
+``ws(s)://``). Each new browser session takes the next replica round-robin, skipping replicas whose
+circuit breaker is open (each replica has its own breaker, configured by ``breaker``); when every
+replica's breaker is open the next one is used anyway, so the browser gets the breaker's fast
+"circuit open" error. A session stays on its replica (MCP sessions are stateful). Every replica URL
+counts as a secret: listings never show one and error texts have them scrubbed.
+
+Capability routing: a ``routes`` entry is a router, one MCP server made of others. Its keys are
+tool-name prefixes, its values names of other (enabled, non-router) upstreams: tool ``add`` of the
+upstream routed by ``sdk_`` is listed as ``sdk_add``, and a call of ``sdk_add`` reaches it as ``add``.
+The optional ``default`` names the upstream that gets every other request (resources, prompts,
+ping, logging, completion) and whose non-tool capabilities the router offers; without it those
+requests get method-not-found. No prefix may start another (``a_`` and ``a_b_`` would be
+ambiguous). A router takes only ``routes``, ``default``, ``description`` and ``disabled``; its
+targets keep their own policy, breaker and ``forwardAuthorization``.
 
 A stdio process gets only :data:`INHERITED_ENV` from the gateway's own environment (when set)
 plus the configured ``env``; nothing else of the gateway's environment reaches it.
@@ -53,6 +71,8 @@ BUILTIN_UPSTREAM: Final = "demo-stdio"
 """The upstream offered when no ``--gateway`` file is given: this interpreter running ``-m server_demo --stdio``."""
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_PREFIX = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_ROUTER_FIELDS = {"routes", "default", "description", "disabled"}
 _KNOWN = {
     "command",
     "args",
@@ -64,6 +84,8 @@ _KNOWN = {
     "forwardAuthorization",
     "maxProcesses",
     "breaker",
+    "routes",
+    "default",
     "type",
     "transport",
     "description",
@@ -94,25 +116,55 @@ class BreakerSettings:
 
 @dataclass(frozen=True)
 class UpstreamConfig:
-    """One upstream server (see the module docstring); ``kind`` is ``stdio``, ``http`` or ``websocket``."""
+    """One upstream server (see the module docstring); ``kind`` is ``stdio``, ``http``, ``websocket`` or ``router``.
+
+    ``url`` is the first (or only) replica and ``urls`` every replica, in order; a router has
+    ``routes`` (prefix to upstream name, in config order) and maybe ``default``.
+    """
 
     name: str
-    kind: Literal["stdio", "http", "websocket"]
+    kind: Literal["stdio", "http", "websocket", "router"]
     command: str | None = None
     args: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict, repr=False)
     cwd: str | None = None
     url: str | None = field(default=None, repr=False)
+    urls: tuple[str, ...] = field(default=(), repr=False)
     headers: dict[str, str] = field(default_factory=dict, repr=False)
     policy: PolicySettings = field(default_factory=PolicySettings)
     forward_authorization: bool = False
     max_processes: int = DEFAULT_MAX_PROCESSES
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
+    routes: dict[str, str] = field(default_factory=dict)
+    default: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.url is not None and not self.urls:
+            object.__setattr__(self, "urls", (self.url,))  # a single URL given directly is a pool of one
+
+    @property
+    def replicas(self) -> int:
+        """How many replicas a URL upstream has (1 for any other kind)."""
+        return max(1, len(self.urls))
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """A router's target upstreams, each once: the routed ones in config order, then ``default``."""
+        names = [*self.routes.values(), *((self.default,) if self.default is not None else ())]
+        return tuple(dict.fromkeys(names))
 
     def secrets(self) -> tuple[str, ...]:
-        """Configured values that must never appear in logs or responses (env and header values)."""
+        """Configured values that must never appear in logs or responses.
+
+        Env and header values, and every replica URL with its ``host:port`` (a URL may carry a
+        credential, and where an upstream lives is not the browser's business).
+        """
         values = [*self.env.values(), *self.headers.values()]
-        return tuple(v for v in values if len(v) >= 4)
+        for url in self.urls:
+            values.append(url)
+            netloc = url.split("://", 1)[-1].split("/", 1)[0]
+            values.append(netloc)
+        return tuple(dict.fromkeys(v for v in values if len(v) >= 4))
 
 
 @dataclass(frozen=True)
@@ -191,9 +243,15 @@ def _upstream(name: str, value: object) -> UpstreamConfig:
     unknown = set(value) - _KNOWN
     if unknown:
         raise _fail(f"{where}.{sorted(unknown)[0]}", "unknown field")
+    if "routes" in value:
+        return _router(name, value)
+    if "default" in value:
+        raise _fail(f"{where}.default", "only a router (an entry with 'routes') takes a default")
     has_command, has_url = "command" in value, "url" in value
     if has_command == has_url:
-        raise _fail(where, "needs exactly one of 'command' (stdio) or 'url' (Streamable HTTP or WebSocket)")
+        raise _fail(
+            where, "needs exactly one of 'command' (stdio) or 'url' (Streamable HTTP or WebSocket), or 'routes'"
+        )
     forward = value.get("forwardAuthorization", False)
     if not isinstance(forward, bool):
         raise _fail(f"{where}.forwardAuthorization", f"must be true or false, got {type(forward).__name__}")
@@ -220,18 +278,81 @@ def _upstream(name: str, value: object) -> UpstreamConfig:
     for key in ("args", "env", "cwd", "maxProcesses"):
         if key in value:
             raise _fail(f"{where}.{key}", "only a 'command' upstream takes this field")
-    url = _str(value["url"], f"{where}.url")
-    scheme = url.split(":", 1)[0].lower()
-    kinds: dict[str, Literal["http", "websocket"]] = {
-        "http": "http",
-        "https": "http",
-        "ws": "websocket",
-        "wss": "websocket",
-    }
-    if scheme not in kinds or "://" not in url:
-        raise _fail(f"{where}.url", "must be an http://, https://, ws:// or wss:// URL")
+    kind, urls = _urls(value["url"], f"{where}.url")
     headers = _str_map(value.get("headers", {}), f"{where}.headers")
-    return UpstreamConfig(name=name, kind=kinds[scheme], url=url, headers=headers, **common)
+    return UpstreamConfig(name=name, kind=kind, url=urls[0], urls=urls, headers=headers, **common)
+
+
+_URL_KINDS: Final[dict[str, Literal["http", "websocket"]]] = {
+    "http": "http",
+    "https": "http",
+    "ws": "websocket",
+    "wss": "websocket",
+}
+
+
+def _url_kind(value: object, where: str) -> Literal["http", "websocket"]:
+    url = _str(value, where)
+    scheme = url.split(":", 1)[0].lower()
+    if scheme not in _URL_KINDS or "://" not in url:
+        raise _fail(where, "must be an http://, https://, ws:// or wss:// URL")
+    return _URL_KINDS[scheme]
+
+
+def _urls(value: object, where: str) -> tuple[Literal["http", "websocket"], tuple[str, ...]]:
+    """One URL, or a backend pool: a non-empty list of replica URLs, all of one kind."""
+    if not isinstance(value, list):
+        return _url_kind(value, where), (str(value),)
+    if not value:
+        raise _fail(where, "a list of replicas must not be empty")
+    kinds = [_url_kind(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    for i, kind in enumerate(kinds):
+        if kind != kinds[0]:
+            raise _fail(f"{where}[{i}]", f"replicas must all be of one kind ({kinds[0]}, like {where}[0]), got {kind}")
+    if len(set(value)) != len(value):
+        raise _fail(where, "lists the same replica twice")
+    return kinds[0], tuple(value)
+
+
+def _router(name: str, value: dict[str, Any]) -> UpstreamConfig:
+    """A router entry, checked on its own (its targets are checked against the whole config later)."""
+    where = f"mcpServers.{name}"
+    extra = set(value) - _ROUTER_FIELDS
+    if extra:
+        raise _fail(f"{where}.{sorted(extra)[0]}", "a router (an entry with 'routes') takes only routes and default")
+    routes = value["routes"]
+    if not isinstance(routes, dict):
+        raise _fail(f"{where}.routes", f"must be an object of prefix to upstream name, got {type(routes).__name__}")
+    if not routes:
+        raise _fail(f"{where}.routes", "must route at least one prefix")
+    out: dict[str, str] = {}
+    for prefix, target in routes.items():
+        if not _PREFIX.match(prefix):
+            raise _fail(f"{where}.routes.{prefix}", "a prefix is 1-64 letters, digits, '.', '_' or '-'")
+        out[prefix] = _str(target, f"{where}.routes.{prefix}")
+    for prefix in out:
+        longer = next((p for p in out if p != prefix and p.startswith(prefix)), None)
+        if longer is not None:
+            raise _fail(
+                f"{where}.routes.{longer}", f"starts with the prefix {prefix!r}: a tool name would be ambiguous"
+            )
+    default = _str(value["default"], f"{where}.default") if "default" in value else None
+    return UpstreamConfig(name=name, kind="router", routes=out, default=default)
+
+
+def _check_router(router: UpstreamConfig, upstreams: dict[str, UpstreamConfig], disabled: set[str]) -> None:
+    """A router's targets exist, are enabled and are not routers themselves."""
+    where = f"mcpServers.{router.name}"
+    fields = [(f"{where}.routes.{prefix}", target) for prefix, target in router.routes.items()]
+    if router.default is not None:
+        fields.append((f"{where}.default", router.default))
+    for at, target in fields:
+        if target in disabled:
+            raise _fail(at, f"names the upstream {target!r}, which is disabled")
+        if target not in upstreams:
+            raise _fail(at, f"names no configured upstream ({target!r})")
+        if upstreams[target].kind == "router":
+            raise _fail(at, f"names {target!r}, a router: a router routes only to plain upstreams")
 
 
 def parse_gateway_config(data: object) -> GatewayConfig:
@@ -248,10 +369,15 @@ def parse_gateway_config(data: object) -> GatewayConfig:
     if not isinstance(servers, dict):
         raise _fail("mcpServers", f"must be an object, got {type(servers).__name__}")
     upstreams: dict[str, UpstreamConfig] = {}
+    disabled: set[str] = set()
     for name, value in servers.items():
         if isinstance(value, dict) and value.get("disabled") is True:
+            disabled.add(name)
             continue
         upstreams[name] = _upstream(name, value)
+    for upstream in upstreams.values():
+        if upstream.kind == "router":
+            _check_router(upstream, upstreams, disabled)
     return GatewayConfig(upstreams)
 
 

@@ -294,8 +294,13 @@ class StreamableHttpEndpoint:
         on_request_done: Callable[[RequestId], None] | None = None,
         on_close_stream: Callable[[RequestId], None] | None = None,
         headers: Mapping[str, str],
+        sessionless: bool = False,
     ) -> SessionCore:
-        """The session behind one HTTP session; ``headers`` are those of the request that opened it."""
+        """The session behind one HTTP session; ``headers`` are those of the request that opened it.
+
+        ``sessionless``: it serves one 2026-07-28 request and is closed with its answer (or when the
+        client closes the response stream: that request's cancellation).
+        """
         return ServerSession(
             self.server,
             sink,
@@ -714,7 +719,7 @@ class StreamableHttpEndpoint:
             if related == message.id:
                 queue.put_nowait(out)
 
-        core = self.new_core(sink, back_channel=False, headers=headers)
+        core = self.new_core(sink, back_channel=False, headers=headers, sessionless=True)
         try:
             await core.handle(message)
             use_sse = (

@@ -26,7 +26,7 @@ import pyodide_transport as pt
 from pyodide_transport import _browser
 from pyodide_transport.client import Client
 from pyodide_transport.connection import transport_for
-from pyodide_transport.errors import AuthorizationCancelledError, MCPError
+from pyodide_transport.errors import AuthorizationCancelledError, CORSError, MCPError
 from pyodide_transport.oauth import OAuth, OAuthRequest
 from pyodide_transport.oauth_core import OpenAuthorization
 
@@ -85,6 +85,7 @@ class Explorer:
         self.log_count = 0
         self.csp_blocked: list[str] = []
         self.upstreams: dict[str, dict[str, Any]] = {}  # this server's gateway upstreams, by name
+        self._offered: tuple[dict[str, Any], str] | None = None  # (upstream, blocked URL) after a CORS failure
         # Sign-in for protected servers: tokens in this tab's sessionStorage, the sign-in in a popup
         # opened from the "Sign in" click (or in this tab), every discovery request in the trace.
         self.auth = OAuth(
@@ -107,6 +108,7 @@ class Explorer:
         select.value = settings.transport
         by_testid("header-name").value = settings.header_name
         by_testid("header-value").value = settings.header_value
+        by_testid("gateway-auto").checked = settings.gateway_auto
         self._transport_hint()
         set_text(
             by_testid("runtime-info"),
@@ -132,6 +134,8 @@ class Explorer:
             self.scope.on(tab, "click", functools.partial(_ignore_event, self.show_tab, name))
         self.scope.on(by_testid("sign-out-button"), "click", lambda _e: self.sign_out())
         self.scope.on(by_testid("gateway-select"), "change", lambda _e: self._pick_upstream())
+        self.scope.on(by_testid("gateway-auto"), "change", lambda _e: self._update_share_link())
+        self.scope.on(by_testid("gateway-offer-button"), "click", lambda _e: self._take_offer())
         self.scope.on(select, "change", lambda _e: self._pick_upstream())
         self._update_share_link()
         by_testid("connect-button").disabled = False
@@ -160,10 +164,12 @@ class Explorer:
                 self.upstreams[name] = upstream
                 select.appendChild(el("option", f"{name} ({upstream.get('kind', '?')})", value=name))
         by_testid("gateway-row").hidden = not self.upstreams
+        by_testid("gateway-auto-row").hidden = not self.upstreams
 
     def _pick_upstream(self) -> None:
         """Point the URL at the chosen upstream's gateway endpoint for the chosen transport."""
         upstream = self.upstreams.get(str(by_testid("gateway-select").value))
+        by_testid("gateway-route").hidden = True
         if upstream is None:
             return
         endpoints = upstream.get("endpoints") or {}
@@ -175,6 +181,62 @@ class Explorer:
         by_testid("server-url").value = url
         set_text(by_testid("transport-hint"), f"Through the gateway: {upstream['name']} ({upstream.get('kind')})")
         self._update_share_link()
+
+    async def _gateway_match(self, url: str) -> dict[str, Any] | None:
+        """The upstream of this page's server's gateway configured with ``url``, if any."""
+        query = js.encodeURIComponent(url)
+        try:
+            response = await js.fetch(
+                f"{js.location.origin}/gateway/match?url={query}", to_js({"headers": {"Accept": "application/json"}})
+            )
+            if not response.ok:
+                return None
+            found = (await response.json()).to_py()
+        except Exception:  # no gateway at this page's origin
+            return None
+        return found if isinstance(found, dict) and isinstance(found.get("name"), str) else None
+
+    async def _offer_gateway(self, blocked: str) -> None:
+        """After a CORS failure: offer (or, with "use the gateway" ticked, take) the gateway's route to ``blocked``."""
+        upstream = await self._gateway_match(blocked)
+        if upstream is None:
+            return
+        name = upstream["name"]
+        self.upstreams.setdefault(name, upstream)
+        self._offered = (upstream, blocked)
+        if by_testid("gateway-auto").checked:
+            await self._route_through(upstream, blocked)
+            return
+        set_text(
+            by_testid("gateway-offer-text"),
+            f"{blocked} does not let this page connect (CORS). This page's server has it configured as the "
+            f"gateway upstream {name!r}: the gateway can connect to it for you.",
+        )
+        set_text(by_testid("gateway-offer-button"), f"Connect through the gateway ({name})")
+        by_testid("gateway-offer").hidden = False
+
+    def _take_offer(self) -> Any:
+        offered, self._offered = self._offered, None
+        by_testid("gateway-offer").hidden = True
+        return self._route_through(*offered) if offered is not None else None
+
+    async def _route_through(self, upstream: dict[str, Any], blocked: str) -> None:
+        """Connect to ``blocked`` through the gateway upstream ``upstream``, and say so."""
+        select = by_testid("gateway-select")
+        if not any(str(option.value) == upstream["name"] for option in select.options):
+            select.appendChild(
+                el("option", f"{upstream['name']} ({upstream.get('kind', '?')})", value=upstream["name"])
+            )
+        select.value = upstream["name"]
+        self._pick_upstream()
+        route = by_testid("gateway-route")
+        set_text(
+            route,
+            f"Direct connection to {blocked} was blocked by CORS: using the gateway route "
+            f"{upstream['name']} ({by_testid('server-url').value}).",
+        )
+        route.hidden = False
+        await self.connect()
 
     async def _start(self, settings: Settings) -> None:
         """Finish a sign-in that left this tab (the redirect fallback) and connect; else autoconnect."""
@@ -209,6 +271,7 @@ class Explorer:
             transport=str(by_testid("transport-select").value),
             header_name=str(by_testid("header-name").value).strip(),
             header_value=str(by_testid("header-value").value).strip(),
+            gateway_auto=bool(by_testid("gateway-auto").checked),
         )
 
     def _transport_hint(self) -> None:
@@ -275,6 +338,7 @@ class Explorer:
             return
         settings = self._settings()
         self._error("")
+        by_testid("gateway-offer").hidden = True
         try:
             url = endpoint_url(settings.server, settings.transport)
         except ValueError as exc:
@@ -314,6 +378,8 @@ class Explorer:
             await asyncio.sleep(0.05)  # a CSP violation event arrives just after the failed fetch
             self._status("error", "Connection failed")
             self._error(self._csp_explanation(url) or describe_error(exc, url))
+            if isinstance(exc, CORSError):
+                await self._offer_gateway(url)
             return
         self.client = client
         self._set_connected_controls(True)

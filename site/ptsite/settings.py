@@ -98,6 +98,8 @@ class Settings:
         autoconnect: Connect as soon as the page is ready.
         implied: ``autoconnect`` was not asked for but implied (no ``server`` given: try the page's
             own origin, which is the demo server when it serves the page); a failure is then no error.
+        gateway_auto: When a direct connection fails with a CORS error and this page's server has a
+            gateway upstream configured with that URL, go through it without asking (``gateway=auto``).
     """
 
     server: str
@@ -106,6 +108,7 @@ class Settings:
     header_value: str = ""
     autoconnect: bool = False
     implied: bool = False
+    gateway_auto: bool = False
 
 
 def endpoint_url(server: str, transport: str) -> str:
@@ -132,7 +135,7 @@ def endpoint_url(server: str, transport: str) -> str:
 
 
 def parse_deep_link(query: str, origin: str) -> Settings:
-    """Settings from a page query string: ``?server=URL&transport=...&autoconnect=1``.
+    """Settings from a page query string: ``?server=URL&transport=...&autoconnect=1&gateway=auto``.
 
     ``server`` defaults to ``origin`` (the page's own server); unknown
     transports fall back to the default; ``header=Name: value`` sets the
@@ -159,6 +162,7 @@ def parse_deep_link(query: str, origin: str) -> Settings:
         header_value=value.strip(),
         autoconnect=implied or asked in ("1", "true", "yes", "on"),
         implied=implied,
+        gateway_auto=first("gateway").lower() == "auto",
     )
 
 
@@ -167,6 +171,8 @@ def deep_link(settings: Settings, *, autoconnect: bool = True) -> str:
     query = {"server": settings.server, "transport": settings.transport}
     if autoconnect:
         query["autoconnect"] = "1"
+    if settings.gateway_auto:
+        query["gateway"] = "auto"
     return "?" + urlencode(query, quote_via=quote, safe=":/")
 
 

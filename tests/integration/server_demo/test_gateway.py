@@ -134,6 +134,30 @@ async def test_listing_and_unknown_names(gw: Gw) -> None:
         assert opts.status_code == 204 and "mcp-session-id" in opts.headers["access-control-expose-headers"].lower()
 
 
+async def test_match_names_the_upstream_of_a_configured_url_only(gw: Gw) -> None:
+    url = gw.gateway.upstreams["dead"].config.urls[0]
+    port = url.split(":")[2].split("/")[0]
+    same = [url, url + "/", f"HTTP://127.0.0.1:{port}/mcp", f"http://127.0.0.1:{port}/mcp/"]
+    async with httpx.AsyncClient(base_url=gw.server.base, timeout=10) as http:
+        origin = {"Origin": "http://127.0.0.1:1"}
+        for candidate in same:
+            found = await http.get("/gateway/match", params={"url": candidate}, headers=origin)
+            assert found.status_code == 200, candidate
+            assert found.json() == gw.gateway.upstreams["dead"].describe()
+            assert found.headers["access-control-allow-origin"] == "http://127.0.0.1:1"
+            assert url not in found.text
+        for other in (f"http://127.0.0.1:{port}/other", f"https://127.0.0.1:{port}/mcp", "file:///etc/passwd", "x"):
+            missing = await http.get("/gateway/match", params={"url": other}, headers=origin)
+            assert missing.status_code == 404 and "no configured upstream" in missing.json()["error"]
+        assert (await http.get("/gateway/match")).status_code == 400
+        assert (await http.get("/gateway/match", params={"url": "http://h/" + "a" * 3000})).status_code == 400
+        assert (
+            await http.get("/gateway/match", params={"url": url}, headers={"Origin": "http://evil.invalid"})
+        ).status_code == 403
+        opts = await http.options("/gateway/match", headers=origin)
+        assert opts.status_code == 204
+
+
 @pytest.mark.parametrize("kind", ["mcp", "ws"])
 async def test_tools_progress_sampling_elicitation(gw: Gw, kind: str) -> None:
     async def sampling(params: mt.CreateMessageRequestParams) -> mt.CreateMessageResult:
@@ -312,22 +336,106 @@ async def test_process_limit_and_rate_limit(gw: Gw) -> None:
     await second.close()
 
 
-async def test_many_concurrent_sessions_no_cross_talk(gw: Gw) -> None:
-    count = 20
+# A cheap stdio MCP server (50 of them start in well under a second): ``echo`` answers with its text and pid.
+ECHO_SERVER = r"""
+import json, os, sys
+for line in sys.stdin:
+    msg = json.loads(line)
+    if "id" not in msg or "method" not in msg:
+        continue
+    if msg["method"] == "initialize":
+        result = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
+                  "serverInfo": {"name": "echo", "version": "0"}}
+    elif msg["method"] == "tools/call":
+        text = json.dumps({"pid": os.getpid(), "text": msg["params"]["arguments"]["message"]})
+        result = {"content": [{"type": "text", "text": text}]}
+    else:
+        result = {}
+    print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}), flush=True)
+"""
+
+
+async def test_fifty_concurrent_sessions_over_one_stdio_upstream_no_cross_talk() -> None:
+    count = 50
+    live = await _start({"echo": {"command": sys.executable, "args": ["-c", ECHO_SERVER], "maxProcesses": count}})
+    pids: dict[int, int] = {}
 
     async def one(i: int) -> None:
-        client = await _connect(gw.url("demo-stdio"))
+        client = await _connect(live.url("echo"))
         try:
+            seen = set()
             for j in range(3):
                 text = f"session {i} message {j}"
-                assert _text(await client.call_tool("echo", {"message": text})) == text
+                answer = json.loads(_text(await client.call_tool("echo", {"message": text})))
+                assert answer["text"] == text  # its own answers, in order
+                seen.add(answer["pid"])
+            assert len(seen) == 1  # always its own process
+            pids[i] = seen.pop()
         finally:
             await client.close()
 
-    async with asyncio.timeout(90):
-        await asyncio.gather(*(one(i) for i in range(count)))
-    await asyncio.sleep(0.2)
-    assert all(u.live == 0 for u in gw.gateway.upstreams.values())
+    try:
+        async with asyncio.timeout(90):
+            await asyncio.gather(*(one(i) for i in range(count)))
+        assert len(set(pids.values())) == count  # a process per session, none shared
+        await until(lambda: live.gateway.upstreams["echo"].live == 0)
+    finally:
+        await live.server.stop()
+
+
+async def test_sessionless_requests_share_one_process_with_ids_and_tokens_rewritten(gw: Gw) -> None:
+    clients = [await cpython_connect(gw.url("demo-stdio"), request_timeout=30) for _ in range(3)]
+    try:
+        assert all(c.protocol_version == "2026-07-28" for c in clients)
+        endpoint = next(e for e in gw.gateway.endpoints if e.upstream.config.name == "demo-stdio")
+        assert endpoint.shared is not None
+        progress: dict[tuple[int, int], list[float]] = {}
+
+        async def call(c: int, k: int) -> str:
+            seen = progress.setdefault((c, k), [])
+            result = await clients[c].call_tool(
+                "long_running", {"steps": 3, "delay_ms": 20}, progress=lambda v, t, m: seen.append(v)
+            )
+            return _text(result)
+
+        async with asyncio.timeout(60):
+            results = await asyncio.gather(*(call(c, k) for c in range(3) for k in range(4)))
+        assert results == ["completed 3 steps"] * 12
+        assert all(values == [1, 2, 3] for values in progress.values())  # each call its own progress, no other's
+        assert len(_demo_children()) == 1 and gw.gateway.upstreams["demo-stdio"].live == 1  # one shared process
+        assert endpoint.shared.in_flight == 0
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_sessionless_cancellation_and_a_killed_shared_process(gw: Gw, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="server_demo.gateway")
+    client = await cpython_connect(gw.url("demo-stdio"), request_timeout=30)
+    try:
+        endpoint = next(e for e in gw.gateway.endpoints if e.upstream.config.name == "demo-stdio")
+        assert endpoint.shared is not None
+        call = asyncio.ensure_future(client.call_tool("long_running", {"steps": 100, "delay_ms": 100}))
+        await until(lambda: endpoint.shared is not None and endpoint.shared.in_flight == 1)
+        call.cancel()  # the client closes the request's stream: the era's cancellation
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        await until(lambda: endpoint.shared is not None and endpoint.shared.in_flight == 0)
+        await until(lambda: any("notifications/cancelled" in r.getMessage() for r in caplog.records))
+        assert _text(await client.call_tool("echo", {"message": "still here"})) == "still here"
+
+        (pid,) = _demo_children()
+        call = asyncio.ensure_future(client.call_tool("long_running", {"steps": 100, "delay_ms": 100}))
+        await until(lambda: endpoint.shared is not None and endpoint.shared.in_flight == 1)
+        os.kill(pid, signal.SIGKILL)
+        with pytest.raises(MCPError, match="demo-stdio"):
+            await asyncio.wait_for(call, 10)
+        assert _text(await client.call_tool("echo", {"message": "again"})) == "again"  # a fresh process
+        assert _demo_children() != [pid]
+    finally:
+        await client.close()
+    await endpoint.close()
+    assert gw.gateway.upstreams["demo-stdio"].live == 0
 
 
 async def test_env_is_only_the_configured_one_and_secrets_stay_out_of_logs(
