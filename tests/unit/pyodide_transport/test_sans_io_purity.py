@@ -69,8 +69,19 @@ FORBIDDEN_SIBLINGS = [
     "encrypted",
 ]  # adapters and asyncio-based modules
 SERVER_DIR = PACKAGE_DIR.parent / "server_demo"
-SERVER_PURE_MODULES = ["dispatch", "errors", "http_rules", "modern"]
-SERVER_IMPURE_SIBLINGS = ["core", "http", "websocket", "stdio", "app", "demo", "__main__"]  # sessions and adapters
+SERVER_PURE_MODULES = ["dispatch", "errors", "http_rules", "modern", "gateway_core"]
+SERVER_IMPURE_SIBLINGS = [
+    "core",
+    "http",
+    "websocket",
+    "stdio",
+    "app",
+    "demo",
+    "__main__",
+    "gateway",
+    "gateway_router",
+    "gateway_shared",
+]  # sessions and adapters
 
 
 def _is_forbidden(name: str) -> bool:

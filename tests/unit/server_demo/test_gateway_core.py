@@ -1,4 +1,4 @@
-"""The gateway's router core (pure: messages in, actions out), replica choice, and the pool/router config."""
+"""The gateway's pure cores (router, shared upstream: messages in, actions out), replica choice, pool/router config."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from pyodide_transport.messages import (
 )
 from server_demo.gateway import Upstream, _error_for
 from server_demo.gateway_config import GatewayConfigError, parse_gateway_config
-from server_demo.gateway_router import RequestDone, RouterCore, ToBrowser, ToTarget
+from server_demo.gateway_core import Deliver, RequestDone, RouterCore, SharedCore, ToBrowser, ToTarget, ToUpstream
 
 ROUTES = {"calc_": "a", "sdk_": "b"}
 
@@ -367,3 +367,57 @@ def test_a_router_has_no_connection_of_its_own_and_lists_its_routes() -> None:
     with pytest.raises(ConnectionClosedError, match="router"):
         router.open({})
     assert router.describe()["routes"] == {"a_": "a"} and router.describe()["default"] == "a"
+
+
+# -- SharedCore: one upstream, many sessionless callers ---------------------------------------------
+
+
+def test_shared_core_rewrites_ids_and_tokens_and_routes_answers_back() -> None:
+    core: SharedCore[str] = SharedCore("up")
+    a_id, a_sent = core.start("a", make_request(1, "tools/call", {"name": "x", "_meta": {"progressToken": "t"}}))
+    b_id, b_sent = core.start("b", make_request(1, "tools/call", {"name": "y"}))  # the same browser id: no clash
+    assert a_id != b_id and a_sent.id == a_id and b_sent.id == b_id
+    assert (a_sent.params or {})["_meta"]["progressToken"] == a_id and "_meta" not in (b_sent.params or {})
+    assert core.in_flight == 2
+
+    progress = make_notification("notifications/progress", {"progressToken": a_id, "progress": 1})
+    (delivered,) = core.from_upstream(progress)
+    assert isinstance(delivered, Deliver) and delivered.owner == "a" and delivered.related == 1
+    assert (delivered.message.params or {})["progressToken"] == "t"  # type: ignore[union-attr]
+    assert core.from_upstream(make_notification("notifications/progress", {"progressToken": b_id})) == []
+
+    (answer,) = core.from_upstream(make_response(b_id, {"content": []}))
+    assert isinstance(answer, Deliver) and answer.owner == "b" and answer.message.id == 1  # type: ignore[union-attr]
+    assert core.from_upstream(make_response(b_id, {})) == []  # answered once only
+    assert core.in_flight == 1
+
+
+def test_shared_core_unnamed_notifications_go_only_to_a_lone_caller() -> None:
+    core: SharedCore[str] = SharedCore("up")
+    log = make_notification("notifications/message", {"level": "info", "data": "x"})
+    assert core.from_upstream(log) == [] and core.dropped == 1  # nobody in flight
+    core.start("a", make_request(7, "tools/call", {}))
+    (only,) = core.from_upstream(log)
+    assert isinstance(only, Deliver) and only.owner == "a" and only.related == 7
+    core.start("b", make_request(8, "tools/call", {}))
+    assert core.from_upstream(log) == [] and core.dropped == 2  # it could be either's: dropped
+
+
+def test_shared_core_cancel_lost_and_server_requests() -> None:
+    core: SharedCore[str] = SharedCore("up")
+    gid, _ = core.start("a", make_request(1, "tools/call", {}))
+    action = core.cancel(gid, "closed")
+    assert isinstance(action, ToUpstream) and action.message.method == "notifications/cancelled"  # type: ignore[union-attr]
+    assert (action.message.params or {})["requestId"] == gid  # type: ignore[union-attr]
+    assert core.cancel(gid, "again") is None and core.from_upstream(make_response(gid, {})) == []
+
+    first, _ = core.start("a", make_request(2, "x", {}))
+    core.start("b", make_request(3, "y", {}))
+    assert [c.owner for c in core.lost([first, "gw-unknown", 5])] == ["a"]
+    assert [c.browser_id for c in core.lost()] == [3] and core.in_flight == 0
+    gid, _ = core.start("c", make_request(4, "z", {}))
+    assert core.forget(gid) is not None and core.in_flight == 0
+
+    (refusal,) = core.from_upstream(make_request(99, "sampling/createMessage", {}))
+    assert isinstance(refusal, ToUpstream) and isinstance(refusal.message, JSONRPCError)
+    assert refusal.message.id == 99 and refusal.message.error.code == METHOD_NOT_FOUND
