@@ -163,6 +163,8 @@ class StdioUpstreamTransport:
         async with self._start_lock:
             if self.process is not None:
                 return self.process
+            if self._closed:
+                raise self._gone()
             assert self.config.command is not None
             try:
                 self.process = await asyncio.create_subprocess_exec(
@@ -238,7 +240,8 @@ class StdioUpstreamTransport:
     async def close(self) -> None:
         """Stop the process: close its stdin, wait, terminate, kill. Idempotent."""
         self._closed = True
-        process = self.process
+        async with self._start_lock:  # a start under way finishes first, then is stopped like any other
+            process = self.process
         if process is None or process.returncode is not None:
             return
         if process.stdin is not None:
@@ -661,11 +664,25 @@ class Gateway:
                 return upstream
         return None
 
-    async def serve_websocket(self, upstream: Upstream, transport: WebSocketServerTransport) -> None:
-        """One browser WebSocket: a :class:`ForwardingSession` (or a router's session) writing straight back to it."""
+    async def serve_websocket(
+        self,
+        upstream: Upstream,
+        transport: WebSocketServerTransport,
+        *,
+        idle: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """One browser WebSocket: a :class:`ForwardingSession` (or a router's session) writing straight back to it.
+
+        With ``idle``, a socket with no message either way for that long and no request running is
+        closed (1001), which stops its upstream process: a socket whose peer vanished without a close
+        keeps nothing alive for long.
+        """
         lost = asyncio.Event()
+        last = [clock()]
 
         async def sink(message: TransportMessage, related: RequestId | None) -> None:
+            last[0] = clock()
             await transport.send(message)
 
         headers = {k.lower(): v for k, v in transport.websocket.headers.items()}
@@ -677,18 +694,32 @@ class Gateway:
                     message = await transport.receive()
                 except ConnectionClosedError:
                     return
+                last[0] = clock()
                 await session.handle(message)
+
+        async def watch(limit: float) -> None:
+            while True:
+                await asyncio.sleep(min(max(limit / 4, 0.05), 30.0))
+                if not session.active_requests and clock() - last[0] > limit:
+                    return
 
         pumping = asyncio.create_task(pump())
         ended = asyncio.create_task(lost.wait())
+        waits: set[asyncio.Task[Any]] = {pumping, ended}
+        idling = asyncio.create_task(watch(idle)) if idle is not None else None
+        if idling is not None:
+            waits.add(idling)
         try:
-            await asyncio.wait({pumping, ended}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (pumping, ended):
+            for task in waits:
                 task.cancel()
             await session.close()
             if ended.done() and not ended.cancelled():
                 await transport._close(1011, "upstream ended")
+            elif idling is not None and idling.done() and not idling.cancelled():
+                logger.info("upstream %s: a WebSocket idle for %.0f s closed", upstream.config.name, idle)
+                await transport._close(1001, "idle timeout")
             await transport.close()
 
     def routes(
@@ -735,8 +766,11 @@ class Gateway:
             endpoint = GatewayEndpoint(upstream, endpoint_config())
             self.endpoints.append(endpoint)
 
-            async def serve(transport: WebSocketServerTransport, upstream: Upstream = upstream) -> None:
-                await self.serve_websocket(upstream, transport)
+            async def serve(
+                transport: WebSocketServerTransport, upstream: Upstream = upstream, endpoint: GatewayEndpoint = endpoint
+            ) -> None:
+                config = endpoint.config
+                await self.serve_websocket(upstream, transport, idle=config.session_idle_timeout, clock=config.clock)
 
             ws = websocket_endpoint(endpoint.server, security, max_ws, serve=serve)
             routes.append(Route(upstream.endpoints["mcp"], endpoint))

@@ -32,7 +32,8 @@ target messages (:meth:`~RouterCore.from_target`), then :meth:`~RouterCore.drain
 
 **Sharing** (:class:`SharedCore`): the sessionless (2026-07-28) requests of a stdio upstream share
 one process. Each goes upstream under a gateway id (``gw-N``, its ``progressToken`` too) and its
-answer and progress come back under the browser's; a cancellation becomes ``notifications/cancelled``
+answer, progress and ``subscriptions/listen`` notifications (by their subscription id) come back
+under the browser's; a cancellation becomes ``notifications/cancelled``
 with the gateway id; a notification naming no request reaches a caller only when exactly one request
 is in flight (otherwise it is dropped and counted: it could belong to anyone); a server-to-client
 request is refused upstream (this era asks inside results).
@@ -63,6 +64,7 @@ from pyodide_transport.messages import (
 )
 
 __all__ = [
+    "SUBSCRIPTION_ID_META_KEY",
     "Action",
     "Deliver",
     "RequestDone",
@@ -455,6 +457,9 @@ def _with_id(message: JSONRPCResponse | JSONRPCError, request_id: RequestId) -> 
 
 # -- sharing ----------------------------------------------------------------------------------------
 
+SUBSCRIPTION_ID_META_KEY: Final = "io.modelcontextprotocol/subscriptionId"
+"""Where a 2026-07-28 ``subscriptions/listen`` stream's notifications name the request that opened it."""
+
 Owner = TypeVar("Owner")
 
 
@@ -543,6 +548,15 @@ class SharedCore(Generic[Owner]):
             if call is None or call.token is None:
                 return []
             restored = make_notification(message.method, {**(message.params or {}), "progressToken": call.token})
+            return [Deliver(call.owner, restored, call.browser_id)]
+        params = message.params or {}
+        meta = params.get("_meta")
+        named = meta.get(SUBSCRIPTION_ID_META_KEY) if isinstance(meta, dict) else None
+        if isinstance(meta, dict) and isinstance(named, str) and named in self._calls:  # a listen stream's
+            call = self._calls[named]
+            restored = make_notification(
+                message.method, {**params, "_meta": {**meta, SUBSCRIPTION_ID_META_KEY: call.browser_id}}
+            )
             return [Deliver(call.owner, restored, call.browser_id)]
         if len(self._calls) == 1:
             only = next(iter(self._calls.values()))

@@ -117,9 +117,10 @@ class SharedUpstream:
 
     async def _ended(self, transport: Transport, exc: TransportError) -> None:
         """The process died: answer everything in flight; the next request starts a new one."""
+        if self._transport is not transport:
+            return  # a connection already replaced or being closed: its reader was cancelled
         logger.warning("shared upstream %s ended: %s", self.upstream.config.name, exc)
-        if self._transport is transport:
-            await self._drop_connection()
+        await self._drop_connection()
         await self._fail(self.core.lost(), exc)
 
     async def _drop_connection(self) -> None:
@@ -135,13 +136,23 @@ class SharedUpstream:
             await self.close()
 
     async def close(self) -> None:
-        """Stop the process (the next request starts another)."""
+        """Stop the process (the next request starts another); requests still in flight get an error.
+
+        The connection is detached at once, so a request arriving meanwhile starts a new process
+        instead of riding the one being stopped.
+        """
+        transport, self._transport = self._transport, None
         reader, self._reader = self._reader, None
-        await self._drop_connection()
+        lost = self.core.lost() if transport is not None else []
         if reader is not None and reader is not asyncio.current_task():
             reader.cancel()
             with contextlib.suppress(BaseException):
                 await reader
+        if transport is not None:
+            self.upstream.live -= 1
+            with contextlib.suppress(TransportError):
+                await transport.close()
+        await self._fail(lost, ConnectionClosedError(f"upstream {self.upstream.config.name!r} stopped"))
 
 
 class SharedRequest:

@@ -262,7 +262,8 @@ def _is_demo_child(proc: Path) -> bool:
     return parent == str(os.getpid()) and b"--stdio" in cmdline
 
 
-async def test_idle_sessions_stop_their_process_without_traffic() -> None:
+@pytest.mark.parametrize("kind", ["mcp", "ws", "sessionless"])
+async def test_idle_sessions_stop_their_process_without_traffic(kind: str) -> None:
     config = AppConfig(
         oauth=None,
         gateway=parse_gateway_config({"mcpServers": _demo()}),
@@ -273,13 +274,23 @@ async def test_idle_sessions_stop_their_process_without_traffic() -> None:
     await server.start()
     live = Gw(server, app.state.gateway)
     try:
-        client = await _connect(live.url("demo-stdio"), open_get_stream=False)
+        if kind == "sessionless":
+            client = await cpython_connect(live.url("demo-stdio"), request_timeout=30)
+        else:
+            options: dict[str, Any] = {"auto_reconnect": False} if kind == "ws" else {"open_get_stream": False}
+            client = await _connect(live.url("demo-stdio", "ws" if kind == "ws" else "mcp"), **options)
         try:
             assert _text(await client.call_tool("echo", {"message": "x"})) == "x"
             upstream = live.gateway.upstreams["demo-stdio"]
             assert upstream.live == 1
+            # a quiet call longer than the idle timeout is no idleness: it runs to its end
+            result = await client.call_tool("long_running", {"steps": 3, "delay_ms": 250})
+            assert _text(result) == "completed 3 steps"
             await until(lambda: upstream.live == 0)
-            assert _text(await client.call_tool("echo", {"message": "y"})) == "y"  # a new session, a new process
+            if kind != "ws":
+                assert _text(await client.call_tool("echo", {"message": "y"})) == "y"  # a new process
+            else:
+                await until(lambda: not client.transport.is_connected())
         finally:
             await client.close()
     finally:

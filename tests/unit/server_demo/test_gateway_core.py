@@ -22,7 +22,16 @@ from pyodide_transport.messages import (
 )
 from server_demo.gateway import Upstream, _error_for
 from server_demo.gateway_config import GatewayConfigError, parse_gateway_config
-from server_demo.gateway_core import Deliver, RequestDone, RouterCore, SharedCore, ToBrowser, ToTarget, ToUpstream
+from server_demo.gateway_core import (
+    SUBSCRIPTION_ID_META_KEY,
+    Deliver,
+    RequestDone,
+    RouterCore,
+    SharedCore,
+    ToBrowser,
+    ToTarget,
+    ToUpstream,
+)
 
 ROUTES = {"calc_": "a", "sdk_": "b"}
 
@@ -421,3 +430,15 @@ def test_shared_core_cancel_lost_and_server_requests() -> None:
     (refusal,) = core.from_upstream(make_request(99, "sampling/createMessage", {}))
     assert isinstance(refusal, ToUpstream) and isinstance(refusal.message, JSONRPCError)
     assert refusal.message.id == 99 and refusal.message.error.code == METHOD_NOT_FOUND
+
+
+def test_shared_core_gives_a_listen_streams_notifications_to_its_caller_under_its_id() -> None:
+    core: SharedCore[str] = SharedCore("up")
+    listen_id, _ = core.start("a", make_request(5, "subscriptions/listen", {}))
+    core.start("b", make_request(5, "tools/call", {}))  # another caller in flight: no guessing needed
+    meta = {SUBSCRIPTION_ID_META_KEY: listen_id, "other": 1}
+    (note,) = core.from_upstream(make_notification("notifications/resources/updated", {"uri": "u", "_meta": meta}))
+    assert isinstance(note, Deliver) and note.owner == "a" and note.related == 5
+    assert (note.message.params or {})["_meta"] == {SUBSCRIPTION_ID_META_KEY: 5, "other": 1}  # type: ignore[union-attr]
+    stale = {SUBSCRIPTION_ID_META_KEY: "gw-999"}
+    assert core.from_upstream(make_notification("notifications/resources/updated", {"_meta": stale})) == []
