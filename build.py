@@ -206,6 +206,46 @@ def own_wheel(py: Path) -> Path:
     return wheel
 
 
+SERVER_WHEEL_PYPROJECT = """\
+[build-system]
+requires = ["setuptools>=77", "wheel"]
+build-backend = "setuptools.build_meta"
+
+[project]
+name = "server-demo"
+version = "{version}"
+description = "The pyodide-transport demo MCP server core, for a Web Worker (its HTTP adapters need Starlette)."
+requires-python = ">=3.11"
+dependencies = ["pyodide-transport", "pydantic>=2.12", "mcp-types>=2.3,<2.4"]
+
+[tool.setuptools]
+packages = ["server_demo", "server_demo.sse"]
+"""
+
+
+def server_wheel(py: Path) -> Path:
+    """Build ``server-demo``, a py3-none-any wheel of ``server_demo`` for the in-browser server (site/server-worker.js).
+
+    Only its core runs there (core, demo, dispatch, modern, errors, worker): the HTTP and WebSocket
+    adapters import Starlette, which the browser never loads, so the wheel declares no server extras.
+    """
+    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert version is not None
+    src = CACHE / "server-wheel-src"
+    out = CACHE / "server-wheel"
+    for folder in (src, out):
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+    shutil.copytree(ROOT / "server_demo", src / "server_demo", ignore=shutil.ignore_patterns("__pycache__"))
+    (src / "pyproject.toml").write_text(SERVER_WHEEL_PYPROJECT.format(version=version.group(1)))
+    pip = [str(py), "-m", "pip", "--disable-pip-version-check", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    run([*pip, "-w", str(out), str(src)])
+    (wheel,) = out.glob("*.whl")
+    if not wheel.name.endswith("-py3-none-any.whl"):
+        raise SystemExit(f"the server wheel must be pure (py3-none-any), got {wheel.name}")
+    return wheel
+
+
 # Runs inside Pyodide (Node) to add bytecode to wheels: Python 3.14's compiler is only there.
 _PRECOMPILE_PY = r"""
 import base64, hashlib, importlib.util, os, sys, zipfile
@@ -336,7 +376,7 @@ def build_site(py: Path, dist: Path = DIST) -> None:
     extract(pyodide_tgz, "package/", runtime, (*RUNTIME_FILES, "pyodide-lock.json"))
     extract(pyscript_tgz, "package/dist/", dist / "pyscript")
 
-    wheels = precompile(runtime, [*browser_wheels(spec), own_wheel(py)], pyo["version"])
+    wheels = precompile(runtime, [*browser_wheels(spec), own_wheel(py), server_wheel(py)], pyo["version"])
     packages: dict[str, Any] = {}
     for wheel in wheels:
         shutil.copy2(wheel, runtime / wheel.name)

@@ -135,10 +135,10 @@ def _load_page(context: BrowserContext, base: str, name: str) -> dict[str, Any]:
     """Open one cold-start page in ``context`` and return its marks (ms since navigation start)."""
     page = context.new_page()
     try:
-        if name == "explorer":
+        if name in EXPLORER_TRANSPORTS:
             page.add_init_script(EXPLORER_OBSERVER)
             page.set_viewport_size({"width": 1400, "height": 950})
-            page.goto(f"{base}/index.html?autoconnect=1&transport=http-sse")
+            page.goto(f"{base}/index.html?autoconnect=1&transport={EXPLORER_TRANSPORTS[name]}")
             page.wait_for_function(
                 "() => window.benchMarks.handshake && document.querySelector('[data-testid=tool-item-echo]')",
                 timeout=120_000,
@@ -163,7 +163,10 @@ def _load_page(context: BrowserContext, base: str, name: str) -> dict[str, Any]:
         page.close()
 
 
-COLD_PAGES = ("bare", "minimal", "pyscript", "explorer")
+EXPLORER_TRANSPORTS = {"explorer": "http-sse", "explorer-in-browser": "in-browser"}
+"""The explorer's cold starts: over HTTP to the demo server, and to the in-browser server (its own worker boot)."""
+
+COLD_PAGES = ("bare", "minimal", "pyscript", "explorer", "explorer-in-browser")
 
 
 def cold_start(browser: Browser, base: str, reps: int) -> dict[str, Any]:

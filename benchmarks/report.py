@@ -143,6 +143,7 @@ PAGE_LABELS = {
     "minimal": "minimal page (Pyodide + our wheel)",
     "pyscript": "minimal PyScript page",
     "explorer": "explorer (index.html)",
+    "explorer-in-browser": "explorer, in-browser server (a Web Worker boots its own Pyodide)",
 }
 
 

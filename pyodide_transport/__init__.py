@@ -4,6 +4,7 @@ The session layer (:class:`Client`) runs over any :class:`Transport`:
 :class:`FetchTransport` (Streamable HTTP over the browser ``fetch``),
 :class:`WebSocketTransport` (browser ``WebSocket``, subprotocol ``mcp``) or
 :class:`InMemoryTransport` (tests). :func:`connect` picks one from a URL.
+:class:`MessagePortTransport` (:func:`open_worker_port`) talks to a server in a Web Worker.
 :class:`OAuth` (``FetchTransport(url, auth=OAuth())``) signs in to protected servers.
 :class:`LoggingTransport`, :class:`PolicyTransport`, :class:`CircuitBreakerTransport` and
 :func:`bridge` (:mod:`pyodide_transport.middleware`) wrap any transport.
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
         bridge,
     )
     from .oauth import OAuth
+    from .port import MessagePortTransport, open_worker_port
     from .websocket import WebSocketTransport
 
 __version__ = "0.1.0"
@@ -98,6 +100,7 @@ __all__ = [
     "LocalProtocolError",
     "LoggingTransport",
     "MCPError",
+    "MessagePortTransport",
     "MessageTooLargeError",
     "MetadataError",
     "NetworkError",
@@ -122,6 +125,7 @@ __all__ = [
     "bridge",
     "connect",
     "install_scheduler",
+    "open_worker_port",
 ]
 
 _LAZY = {
@@ -131,6 +135,8 @@ _LAZY = {
     "FetchTransport": ".fetch",
     "OAuth": ".oauth",
     "WebSocketTransport": ".websocket",
+    "MessagePortTransport": ".port",
+    "open_worker_port": ".port",
     "LoggingTransport": ".middleware",
     "PolicyTransport": ".middleware",
     "Policy": ".middleware",

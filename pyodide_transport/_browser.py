@@ -17,6 +17,11 @@ an ``asyncio`` queue.
   :class:`BrowserWebSocket`; its four listeners are ``create_proxy`` objects,
   all destroyed when the socket closes. :func:`live_proxy_count` tells how many
   proxies this module holds right now (tests assert it does not grow).
+* :class:`BrowserPort` is a ``MessagePort`` (or ``Worker``) as the
+  :class:`~pyodide_transport.port.PortEndpoint` of
+  :class:`~pyodide_transport.port.MessagePortTransport`: one listener proxy for ``message`` and
+  ``messageerror``, destroyed on ``close``; :class:`BrowserOwner` watches a ``Worker``'s ``error``
+  event; :func:`connect_worker` opens a ``MessageChannel`` to a worker.
 * :class:`WebCryptoAEAD` is AES-256-GCM over ``crypto.subtle`` (the key imported once, non-extractable)
   for :class:`~pyodide_transport.encrypted.EncryptedTransport`; :func:`webcrypto_pbkdf2` derives a
   passphrase's key with WebCrypto's PBKDF2. A tag that does not verify (``OperationError``) becomes
@@ -50,10 +55,13 @@ __all__ = [
     "OAUTH_RETURN_KEY",
     "BatchScheduler",
     "BrowserHTTPClient",
+    "BrowserOwner",
+    "BrowserPort",
     "BrowserResponse",
     "BrowserWebSocket",
     "SessionStorageStore",
     "WebCryptoAEAD",
+    "connect_worker",
     "follow_redirect",
     "install_scheduler",
     "live_proxy_count",
@@ -691,6 +699,227 @@ async def open_websocket(url: str, protocols: Sequence[str] = ()) -> BrowserWebS
         await ws.close()
         raise
     return ws
+
+
+# --- MessagePort: the endpoint of MessagePortTransport ---------------------------------------------
+
+_PORT_LISTEN_JS = """
+const onMessage = (ev) => {
+  const d = ev.data;
+  if (typeof d === 'string') { cb(0, d); return; }
+  if (d !== null && typeof d === 'object' && d.type === close) {
+    cb(1, typeof d.reason === 'string' ? d.reason : String(d.reason ?? ''));
+    return;
+  }
+  let what = d === null ? 'null' : Array.isArray(d) ? 'an array' : typeof d;
+  if (d !== null && typeof d === 'object' && typeof d.type === 'string') what += ` of type ${JSON.stringify(d.type)}`;
+  cb(2, `${what}, not a string (MCP over a MessagePort posts JSON text)`);
+};
+const onError = () => cb(2, 'a message could not be deserialized (messageerror)');
+port.addEventListener('message', onMessage);
+port.addEventListener('messageerror', onError);
+if (typeof port.start === 'function') port.start();
+return [onMessage, onError];
+"""
+
+_PORT_RELEASE_JS = """
+port.removeEventListener('message', listeners[0]);
+port.removeEventListener('messageerror', listeners[1]);
+// only a MessagePort is closed: a worker's global scope would terminate itself, a Worker has no close
+if (typeof MessagePort !== 'undefined' && port instanceof MessagePort) port.close();
+"""
+
+_OWNER_WATCH_JS = """
+const f = (ev) => {
+  let d = '';
+  if (ev) {
+    d = ev.message || (ev.error && (ev.error.message || String(ev.error))) || '';
+    if (ev.filename) d += ` (${ev.filename}:${ev.lineno || 0})`;
+  }
+  cb(d);
+};
+target.addEventListener('error', f);
+return f;
+"""
+
+
+class _PortHelpers:
+    """The JavaScript halves of :class:`BrowserPort`, :class:`BrowserOwner` and :func:`connect_worker`."""
+
+    def __init__(self) -> None:
+        self.listen = js.Function.new("port", "close", "cb", _PORT_LISTEN_JS)
+        self.release = js.Function.new("port", "listeners", _PORT_RELEASE_JS)
+        self.post_close = js.Function.new("port", "type", "reason", "port.postMessage({type, reason});")
+        self.watch = js.Function.new("target", "cb", _OWNER_WATCH_JS)
+        self.unwatch = js.Function.new("target", "f", "target.removeEventListener('error', f);")
+        self.connect = js.Function.new(
+            "worker",
+            "type",
+            "const c = new MessageChannel(); worker.postMessage({type}, [c.port2]); return c.port1;",
+        )
+
+
+_port_helpers_instance: _PortHelpers | None = None
+
+
+def _port_helpers() -> _PortHelpers:
+    global _port_helpers_instance
+    if _port_helpers_instance is None:
+        _port_helpers_instance = _PortHelpers()
+    return _port_helpers_instance
+
+
+class BrowserPort:
+    """A JS ``MessagePort`` (or ``Worker``, or anything with ``postMessage`` and message events) as a ``PortEndpoint``.
+
+    One proxy serves both listeners; the JavaScript side sorts each event into a message's text,
+    the peer's close message, or what is wrong with it, so one string crosses per message.
+    """
+
+    def __init__(self, port: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # no running loop yet: the first transport that has one installs it
+            _auto_scheduler()
+        self._port = port
+        self._proxy: Any = None
+        self._listeners: Any = None
+        self._deliver: Callable[[Any], None] | None = None
+        self._closed = False
+
+    def listen(self, deliver: Callable[[Any], None]) -> None:
+        """Add the listeners (and ``start`` a ``MessagePort``): every item goes to ``deliver`` from now on."""
+        from .port import PORT_CLOSE_TYPE
+
+        if self._closed or self._proxy is not None:
+            return
+        self._deliver = deliver
+        self._proxy = _proxy(functools.partial(_entered, self._on_event))
+        try:
+            self._listeners = _port_helpers().listen(self._port, PORT_CLOSE_TYPE, self._proxy)
+        except JsException as exc:
+            self.close()
+            raise TypeError(f"not a MessagePort (no addEventListener?): {exc}") from None
+
+    def _on_event(self, kind: int, value: Any) -> None:
+        from .port import PeerClosed, Undeliverable
+
+        deliver = self._deliver
+        if deliver is None:
+            return
+        if kind == 0:
+            deliver(str(value))
+        elif kind == 1:
+            deliver(PeerClosed(str(value)))
+        else:
+            deliver(Undeliverable(str(value)))
+
+    def post(self, text: str) -> None:
+        """``postMessage(text)``.
+
+        Raises:
+            ConnectionClosedError: The port is closed here, or ``postMessage`` threw.
+        """
+        if self._closed:
+            raise ConnectionClosedError("the MessagePort is closed")
+        try:
+            self._port.postMessage(text)
+        except JsException as exc:
+            raise ConnectionClosedError(f"postMessage failed: {exc}") from None
+
+    def post_close(self, reason: str) -> None:
+        """``postMessage({type: "mcp-port-close", reason})``."""
+        from .port import PORT_CLOSE_TYPE
+
+        if self._closed:
+            return
+        try:
+            _port_helpers().post_close(self._port, PORT_CLOSE_TYPE, reason)
+        except JsException as exc:
+            raise ConnectionClosedError(f"postMessage failed: {exc}") from None
+
+    def close(self) -> None:
+        """Remove the listeners, destroy their proxy, ``close()`` a ``MessagePort`` (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._deliver = None
+        proxy, self._proxy = self._proxy, None
+        listeners, self._listeners = self._listeners, None
+        if listeners is not None:
+            with contextlib.suppress(JsException):
+                _port_helpers().release(self._port, listeners)
+        if proxy is not None:
+            _destroy(proxy)
+
+
+class BrowserOwner:
+    """A JS ``Worker`` (or any ``EventTarget``) whose ``error`` event a ``MessagePortTransport`` watches."""
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+
+    def watch(self, on_error: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``on_error(description)`` on each ``error`` event; returns the function that stops (idempotent)."""
+        helpers = _port_helpers()
+        proxy = _proxy(functools.partial(_entered, lambda detail: on_error(str(detail))))
+        try:
+            listener = helpers.watch(self._target, proxy)
+        except JsException as exc:
+            _destroy(proxy)
+            raise TypeError(f"owner must be a Worker or an EventTarget: {exc}") from None
+        done = False
+
+        def unwatch() -> None:
+            nonlocal done
+            if done:
+                return
+            done = True
+            with contextlib.suppress(JsException):
+                helpers.unwatch(self._target, listener)
+            _destroy(proxy)
+
+        return unwatch
+
+
+def connect_worker(worker: Any) -> Any:
+    """A new ``MessageChannel``: ``port2`` goes to ``worker`` with ``{"type": "mcp-connect"}``; returns ``port1``."""
+    from .port import CONNECT_TYPE
+
+    try:
+        return _port_helpers().connect(worker, CONNECT_TYPE)
+    except JsException as exc:
+        raise ConnectionClosedError(f"could not hand a MessagePort to the worker: {exc}") from None
+
+
+_WORKERS: dict[str, Any] = {}
+
+
+def module_worker(url: str) -> Any:
+    """The module ``Worker`` running ``url`` for this page: started on first use, shared by later connections.
+
+    A worker whose script fails (its ``error`` event) is forgotten, so the next connection starts a
+    fresh one; the connections it served end with that error (their transports watch it).
+
+    Raises:
+        ConnectionClosedError: The browser refused to start it (a bad URL, a CSP that forbids it).
+    """
+    known = _WORKERS.get(url)
+    if known is not None:
+        return known
+    try:
+        worker: Any = js.Worker.new(url, to_js({"type": "module"}, dict_converter=js.Object.fromEntries))
+    except JsException as exc:
+        raise ConnectionClosedError(f"could not start the worker {url}: {exc}") from None
+
+    def forget(_event: Any) -> None:
+        if _WORKERS.get(url) is worker:
+            del _WORKERS[url]
+        worker.removeEventListener("error", listener)
+        _destroy(listener)
+
+    listener = _proxy(forget)
+    worker.addEventListener("error", listener)
+    _WORKERS[url] = worker
+    return worker
 
 
 # --- OAuth: storage, the sign-in popup, the redirect fallback --------------------------------------

@@ -338,7 +338,9 @@ class Client(MCPMethods):
     # ------------------------------------------------------------- lifecycle
 
     async def __aenter__(self) -> Client:
-        await self.connect()
+        """Connect (unless already connected: ``async with await connect(url) as client`` works too)."""
+        if self._state == "new":
+            await self.connect()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -1,7 +1,10 @@
 """``connect(url, **options)``: one call from a URL to a connected :class:`~pyodide_transport.client.Client`.
 
 The URL scheme picks the transport: ``http``/``https`` -> :class:`FetchTransport`,
-``ws``/``wss`` -> :class:`WebSocketTransport`. Options go to the transport or
+``ws``/``wss`` -> :class:`WebSocketTransport`, ``worker:SCRIPT`` -> a
+:class:`~pyodide_transport.port.MessagePortTransport` to the MCP server in a module Web Worker
+running ``SCRIPT`` (relative to the page; one worker per script, shared by the page's
+connections; in Pyodide only). Options go to the transport or
 to the Client by name (a name both accept, e.g. ``request_timeout`` for a
 WebSocket, goes to both). ``wrap=`` puts middleware around the transport (see
 :mod:`pyodide_transport.middleware`). In a page or worker a relative URL (``"/mcp"``) is
@@ -19,6 +22,7 @@ from urllib.parse import urljoin, urlsplit
 from .client import Client
 from .errors import LocalProtocolError
 from .fetch import FetchTransport
+from .port import MessagePortTransport
 from .transport import Transport
 from .websocket import WebSocketTransport
 
@@ -46,9 +50,7 @@ def _resolve(url: str) -> str:
     return urljoin(base, url) if base else url
 
 
-def split_options(
-    transport_cls: type[FetchTransport] | type[WebSocketTransport], options: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
+def split_options(transport_cls: type[Transport], options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split ``options`` into (transport options, Client options) by the names each accepts.
 
     Raises:
@@ -67,17 +69,33 @@ def split_options(
     return transport_opts, client_opts
 
 
+WORKER_SCHEME = "worker:"
+"""``worker:SCRIPT``: the MCP server in a module Web Worker running ``SCRIPT``."""
+
+
+def _worker_transport(url: str, **options: Any) -> Transport:
+    """A connection to the worker of ``worker:SCRIPT`` (started on first use); ``options`` are the transport's."""
+    if sys.platform != "emscripten":
+        raise LocalProtocolError(f"cannot connect to {url!r}: a worker: URL needs a browser (Pyodide in a page)")
+    from ._browser import connect_worker, module_worker, page_url
+
+    worker = module_worker(urljoin(page_url() or "", url[len(WORKER_SCHEME) :]))
+    return MessagePortTransport(connect_worker(worker), owner=worker, **options)
+
+
 def transport_for(url: str, **options: Any) -> Transport:
     """Build the transport for ``url`` (``options`` are the transport's own).
 
     Raises:
-        LocalProtocolError: The URL scheme is not http, https, ws or wss.
+        LocalProtocolError: The URL scheme is not http, https, ws, wss or worker.
     """
+    if url.startswith(WORKER_SCHEME):
+        return _worker_transport(url, **options)
     url = _resolve(url)
     scheme = urlsplit(url).scheme.lower()
     cls = _TRANSPORTS.get(scheme)
     if cls is None:
-        raise LocalProtocolError(f"cannot connect to {url!r}: the scheme must be http, https, ws or wss")
+        raise LocalProtocolError(f"cannot connect to {url!r}: the scheme must be http, https, ws, wss or worker")
     transport: Transport = cls(url, **options)
     return transport
 
@@ -92,7 +110,8 @@ async def connect(url: str, *, wrap: Callable[[Transport], Transport] | None = N
         await client.close()
 
     Args:
-        url: ``http(s)://`` (Streamable HTTP) or ``ws(s)://`` (WebSocket) endpoint.
+        url: ``http(s)://`` (Streamable HTTP) or ``ws(s)://`` (WebSocket) endpoint, or
+            ``worker:SCRIPT`` (an MCP server in a module Web Worker; in a page).
         wrap: Called with the transport; the Client runs over what it returns, e.g.
             ``lambda t: LoggingTransport(CircuitBreakerTransport(t))``.
         **options: Keyword options of the transport class and of :class:`Client`.
@@ -102,13 +121,17 @@ async def connect(url: str, *, wrap: Callable[[Transport], Transport] | None = N
         LocalProtocolError: An unsupported URL scheme.
         TransportError: Connecting or negotiating failed (the transport is closed again).
     """
-    url = _resolve(url)
-    scheme = urlsplit(url).scheme.lower()
-    cls = _TRANSPORTS.get(scheme)
-    if cls is None:
-        raise LocalProtocolError(f"cannot connect to {url!r}: the scheme must be http, https, ws or wss")
-    transport_opts, client_opts = split_options(cls, options)
-    transport: Transport = cls(url, **transport_opts)
+    transport: Transport
+    if url.startswith(WORKER_SCHEME):
+        transport_opts, client_opts = split_options(MessagePortTransport, options)
+        transport = _worker_transport(url, **transport_opts)
+    else:
+        url = _resolve(url)
+        cls = _TRANSPORTS.get(urlsplit(url).scheme.lower())
+        if cls is None:
+            raise LocalProtocolError(f"cannot connect to {url!r}: the scheme must be http, https, ws, wss or worker")
+        transport_opts, client_opts = split_options(cls, options)
+        transport = cls(url, **transport_opts)
     if wrap is not None:
         transport = wrap(transport)
     client = Client(transport, **client_opts)

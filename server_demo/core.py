@@ -41,13 +41,14 @@ import mcp_types as mt
 from mcp_types.jsonrpc import INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND
 from pydantic import BaseModel, ValidationError
 
-from pyodide_transport.errors import ConnectionClosedError
+from pyodide_transport.errors import ConnectionClosedError, TransportError
 from pyodide_transport.messages import (
     JSONRPCNotification,
     JSONRPCRequest,
     JSONRPCResponse,
     RequestId,
     TransportMessage,
+    error_response,
     make_notification,
     make_request,
     make_response,
@@ -901,7 +902,9 @@ async def serve_transport(server: Server, transport: Transport) -> None:
     """Serve one connection over any :class:`~pyodide_transport.transport.Transport` until it closes.
 
     Every message goes straight out through ``transport.send``: message-per-
-    frame transports (in-memory, WebSocket, stdio) need no routing.
+    frame transports (in-memory, WebSocket, stdio, MessagePort) need no routing. A message the
+    transport could not read (``receive`` raised, the connection still up) is answered with an
+    Invalid Request error (id null) and serving goes on.
     """
 
     async def sink(message: TransportMessage, related_request_id: RequestId | None) -> None:
@@ -914,6 +917,11 @@ async def serve_transport(server: Server, transport: Transport) -> None:
                 message = await transport.receive()
             except ConnectionClosedError:
                 break
+            except TransportError as exc:  # one bad message (not JSON-RPC, too large): say so, keep serving
+                logger.info("a bad message on a %s connection: %s", transport.transport_type, exc)
+                with contextlib.suppress(ConnectionClosedError):
+                    await transport.send(error_response(None, INVALID_REQUEST, f"Invalid message: {exc}"))
+                continue
             await session.handle(message)
     finally:
         await session.close()

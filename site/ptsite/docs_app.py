@@ -3,8 +3,10 @@
 Each ``.snippet`` element holds a ``textarea`` with the code, a Run button
 and an output ``pre``. Snippets share one namespace per page (like a
 notebook) that starts with ``SERVER``, the origin of the demo server that
-serves the page. Output appears as it is printed; Ctrl/Cmd+Enter runs, Tab
-indents.
+serves the page, and ``MCP``, the endpoint the snippets connect to: the demo
+server's ``/mcp`` when one serves the page, else (a static host) the in-browser
+demo server, ``worker:./server-worker.js``. Output appears as it is printed;
+Ctrl/Cmd+Enter runs, Tab indents.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ import sys
 from typing import Any
 
 import js
+from pyodide.ffi import to_js
 
 import pyodide_transport as pt
 
 from .dom import Scope, by_testid, report_error, set_error_sink, set_text
+from .settings import IN_BROWSER_ENDPOINT
 from .snippets import run_snippet
 
 __all__ = ["main"]
@@ -27,7 +31,15 @@ class Docs:
 
     def __init__(self) -> None:
         self.scope = Scope()
-        self.namespace: dict[str, Any] = {"__name__": "__snippet__", "SERVER": str(js.location.origin)}
+        origin = str(js.location.origin)
+        self.namespace: dict[str, Any] = {"__name__": "__snippet__", "SERVER": origin, "MCP": f"{origin}/mcp"}
+
+    async def find_server(self) -> None:
+        """Point ``MCP`` at the in-browser demo server when no MCP server answers at this page's origin."""
+        if not await has_backend(str(js.location.origin)):
+            self.namespace["MCP"] = IN_BROWSER_ENDPOINT
+            for label in js.document.querySelectorAll('[data-testid="snippet-target"]'):
+                set_text(label, "the in-browser demo server (no server behind this page)")
 
     def setup(self) -> None:
         """Bind every snippet's controls and show that Python is ready."""
@@ -97,10 +109,25 @@ class Docs:
         self.scope.on(code, "input", grow)
 
 
+async def has_backend(origin: str) -> bool:
+    """Whether an MCP server answers at ``origin``/mcp (a JSON-RPC answer of any status, not a static 404/501)."""
+    body = '{"jsonrpc": "2.0", "id": 0, "method": "ping"}'
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    options = to_js({"method": "POST", "headers": headers, "body": body}, dict_converter=js.Object.fromEntries)
+    try:
+        response = await js.fetch(f"{origin}/mcp", options)
+    except Exception:  # a network error: nothing there
+        return False
+    kind = str(response.headers.get("content-type") or "")
+    return "json" in kind or "event-stream" in kind
+
+
 async def main() -> None:
     """Start the page's snippet runner (called by the page's PyScript tag)."""
     try:
-        Docs().setup()
+        docs = Docs()
+        await docs.find_server()
+        docs.setup()
     except Exception as exc:
         report_error(exc)
         raise

@@ -33,6 +33,7 @@ from pyodide_transport.oauth_core import OpenAuthorization
 from .dom import FormView, Scope, block_node, by_testid, clear, el, report_error, set_error_sink, set_text, spawn
 from .forms import build_form, parse_json_arguments
 from .settings import (
+    IN_BROWSER,
     TRANSPORTS,
     Settings,
     deep_link,
@@ -182,6 +183,15 @@ class Explorer:
         set_text(by_testid("transport-hint"), f"Through the gateway: {upstream['name']} ({upstream.get('kind')})")
         self._update_share_link()
 
+    def _note_fallback(self) -> None:
+        note = by_testid("connection-note")
+        set_text(
+            note,
+            "No MCP server answered at this page's origin (a static host?): using the in-browser demo server, "
+            "the demo server's core running in a Web Worker of this page.",
+        )
+        note.hidden = False
+
     async def _gateway_match(self, url: str) -> dict[str, Any] | None:
         """The upstream of this page's server's gateway configured with ``url``, if any."""
         query = js.encodeURIComponent(url)
@@ -278,7 +288,7 @@ class Explorer:
         choice = TRANSPORTS.get(str(by_testid("transport-select").value))
         hint = ""
         if choice is not None:
-            hint = f"{choice.path} · {choice.blurb}"
+            hint = f"{choice.path} · {choice.blurb}" if choice.path else choice.blurb
             if choice.websocket:
                 hint += ". Browsers cannot send custom headers on a WebSocket: the header is not sent."
         set_text(by_testid("transport-hint"), hint)
@@ -355,6 +365,8 @@ class Explorer:
         by_testid("connect-button").disabled = True
         self._status("connecting", f"Connecting to {url}…")
         try:
+            if choice.in_browser:
+                options = {}  # a MessagePort: no headers, no sign-in
             transport = TracingTransport(transport_for(url, **options), self._on_trace)
             client = Client(
                 transport,
@@ -372,8 +384,12 @@ class Explorer:
             await client.connect()
         except Exception as exc:
             by_testid("connect-button").disabled = False
-            if quiet:
-                self._status("disconnected", "Not connected: no MCP server answered at this page's origin")
+            if quiet:  # no server behind this page (a static host): use the one in the browser
+                by_testid("transport-select").value = IN_BROWSER
+                self._transport_hint()
+                set_text(by_testid("connection-error"), "")
+                self._note_fallback()
+                await self.connect()
                 return
             await asyncio.sleep(0.05)  # a CSP violation event arrives just after the failed fetch
             self._status("error", "Connection failed")

@@ -25,6 +25,8 @@ from pyodide_transport.errors import (
 
 __all__ = [
     "DEFAULT_TRANSPORT",
+    "IN_BROWSER",
+    "IN_BROWSER_ENDPOINT",
     "TRANSPORTS",
     "Settings",
     "TransportChoice",
@@ -46,7 +48,11 @@ class TransportChoice:
     path: str
     websocket: bool
     blurb: str
+    in_browser: bool = False  # no URL: the demo server's core in a Web Worker of this page
 
+
+IN_BROWSER = "in-browser"
+"""The transport key of the in-browser demo server (the explorer's fallback when no server answers)."""
 
 TRANSPORTS: dict[str, TransportChoice] = {
     c.key: c
@@ -68,6 +74,14 @@ TRANSPORTS: dict[str, TransportChoice] = {
             "The demo's protected endpoint: 401 until you sign in (OAuth 2.1, PKCE, a popup)",
         ),
         TransportChoice("websocket", "WebSocket", "/ws", True, "One socket, subprotocol mcp, one message per frame"),
+        TransportChoice(
+            "in-browser",
+            "In-browser demo server",
+            "",
+            False,
+            "The demo server's core in a Web Worker of this page, over a MessagePort: no server needed",
+            in_browser=True,
+        ),
     )
 }
 """The transports the explorer offers, keyed by their deep-link name."""
@@ -83,7 +97,12 @@ _ALIASES = {
     "oauth": "http-oauth",
     "protected": "http-oauth",
     "ws": "websocket",
+    "worker": "in-browser",
+    "browser": "in-browser",
 }
+
+IN_BROWSER_ENDPOINT = "worker:./server-worker.js"
+"""The in-browser demo server's address as ``connect`` takes it: a module worker of this site (``worker:`` scheme)."""
 
 
 @dataclass
@@ -125,6 +144,8 @@ def endpoint_url(server: str, transport: str) -> str:
     choice = TRANSPORTS.get(transport)
     if choice is None:
         raise ValueError(f"unknown transport {transport!r}; choose one of {', '.join(TRANSPORTS)}")
+    if choice.in_browser:
+        return IN_BROWSER_ENDPOINT
     parts = urlsplit(server.strip())
     if parts.scheme not in ("http", "https", "ws", "wss") or not parts.netloc:
         raise ValueError(f"server URL must look like http://host:port, got {server.strip()!r}")

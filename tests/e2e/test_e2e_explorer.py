@@ -152,9 +152,12 @@ def test_connection_errors_are_clear_and_cross_origin_works(page: Page, demo_ser
     page.route("**/gone/mcp", lambda route: route.fulfill(status=404, body="Not Found"))
     page.route("**/old/mcp", _old_server)
     open_explorer(page, f"{static_site}/")
-    # the automatic attempt at the page's own origin (a static server) fails quietly
-    expect(page.get_by_test_id("connection-status")).to_contain_text("no MCP server", timeout=CALL)
+    # the automatic attempt at the page's own origin (a static server) fails quietly: the in-browser server instead
+    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "connected", timeout=CALL)
+    expect(page.get_by_test_id("connection-note")).to_contain_text("No MCP server answered at this page's origin")
     expect(page.get_by_test_id("connection-error")).to_be_hidden()
+    page.get_by_test_id("disconnect-button").click()
+    page.get_by_test_id("transport-select").select_option("http-sse")
     connect = page.get_by_test_id("connect-button")
     error = page.get_by_test_id("connection-error")
 

@@ -6,12 +6,17 @@ with the httpx/websockets adapters) and inside real Pyodide
 Each takes ``connect`` (``pyodide_transport.connect`` or its CPython twin),
 the endpoint URL and the era (``"auto"`` negotiates, else a pinned version).
 Waits are bounded; nothing asserts on elapsed time.
+
+:func:`connect_over_port` is a ``connect`` for :class:`~pyodide_transport.port.MessagePortTransport`:
+the demo server runs in the same interpreter at the other end of a channel (a real ``MessageChannel``
+in Pyodide, :func:`~pyodide_transport.port.memory_port_pair` in CPython); its URL is :data:`PORT_URL`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,6 +27,55 @@ from pyodide_transport.errors import MCPError
 
 Connect = Callable[..., Awaitable[Client]]
 HANDSHAKE = "2025-11-25"
+PORT_URL = "port://demo"
+"""The "URL" the scenarios get with :func:`connect_over_port` (it names no server: the server is local)."""
+
+_port_servers: set[asyncio.Future[None]] = set()
+
+
+def port_pair() -> tuple[Any, Any]:
+    """Two entangled ports: a real ``MessageChannel``'s in Pyodide, in-memory ones in CPython."""
+    if sys.platform == "emscripten":
+        import js
+
+        channel = js.MessageChannel.new()
+        return channel.port1, channel.port2
+    from pyodide_transport.port import memory_port_pair
+
+    return memory_port_pair()
+
+
+async def connect_over_port(url: str, *, wrap: Callable[[Any], Any] | None = None, **options: Any) -> Client:
+    """``connect`` over a MessagePort: ``serve_transport(build_demo_server(), MessagePortTransport(port2))`` here.
+
+    The server's loop ends when the client closes (the close message reaches it).
+    """
+    from pyodide_transport.port import MessagePortTransport
+    from server_demo import build_demo_server, serve_transport
+
+    assert url == PORT_URL, url
+    ours, theirs = port_pair()
+    server = asyncio.ensure_future(serve_transport(build_demo_server(), MessagePortTransport(theirs)))
+    _port_servers.add(server)
+    server.add_done_callback(_port_servers.discard)
+    transport: Any = MessagePortTransport(ours)
+    if wrap is not None:
+        transport = wrap(transport)
+    client = Client(transport, **options)
+    try:
+        await client.connect()
+    except BaseException:
+        await client.close()
+        raise
+    return client
+
+
+async def port_servers_done(limit: float = 10.0) -> int:
+    """Wait until every server :func:`connect_over_port` started has ended; how many were still running."""
+    running = [task for task in _port_servers if not task.done()]
+    if running:
+        await asyncio.wait_for(asyncio.gather(*running), limit)
+    return len(running)
 
 
 async def _open(connect: Connect, url: str, era: str, **options: Any) -> tuple[Client, list[Exception]]:

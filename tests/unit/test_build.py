@@ -60,6 +60,19 @@ def test_our_wheel_is_pure_and_typed() -> None:
 
 
 @needs_dist
+def test_the_server_wheel_carries_the_demo_core_for_the_worker() -> None:
+    (wheel,) = (DIST / "pyodide").glob("server_demo-*.whl")
+    assert wheel.name.endswith("-py3-none-any.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    core = {f"server_demo/{m}.py" for m in ("core", "demo", "dispatch", "modern", "errors", "worker", "__init__")}
+    assert core <= names, sorted(core - names)
+    entry = build.wheel_entry(wheel)
+    assert entry["name"] == "server-demo" and entry["imports"] == ["server_demo"]
+    assert sorted(entry["depends"]) == ["mcp-types", "pydantic", "pyodide-transport"]  # no Starlette, no uvicorn
+    assert (DIST / "server-worker.js").is_file()
+
+
+@needs_dist
 def test_pages_load_nothing_from_a_cdn() -> None:
     for page in DIST.glob("*.html"):
         text = page.read_text()

@@ -62,8 +62,14 @@ def test_unknown_option_is_a_clear_type_error() -> None:
 async def test_scheme_picks_the_transport() -> None:
     assert isinstance(transport_for("http://127.0.0.1:1/mcp", fetch=HttpxHTTPClient()), FetchTransport)
     assert isinstance(transport_for("wss://127.0.0.1:1/ws", connector=websockets_connector), WebSocketTransport)
-    with pytest.raises(LocalProtocolError, match="scheme must be http, https, ws or wss"):
+    with pytest.raises(LocalProtocolError, match="scheme must be http, https, ws, wss or worker"):
         await pyodide_transport.connect("ftp://127.0.0.1/mcp")
+    with pytest.raises(LocalProtocolError, match="a worker: URL needs a browser"):  # CPython has no Worker
+        transport_for("worker:./server-worker.js")
+    with pytest.raises(LocalProtocolError, match="a worker: URL needs a browser"):
+        await pyodide_transport.connect("worker:./server-worker.js", max_message_size=10)
+    with pytest.raises(TypeError, match=r"unknown option\(s\) headers"):  # a port takes no HTTP headers
+        await pyodide_transport.connect("worker:./server-worker.js", headers={"A": "b"})
 
 
 async def test_outside_pyodide_the_cpython_adapters_are_the_defaults() -> None:

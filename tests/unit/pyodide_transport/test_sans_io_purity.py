@@ -67,6 +67,7 @@ FORBIDDEN_SIBLINGS = [
     "connection",
     "oauth",
     "encrypted",
+    "port",
 ]  # adapters and asyncio-based modules
 SERVER_DIR = PACKAGE_DIR.parent / "server_demo"
 SERVER_PURE_MODULES = ["dispatch", "errors", "http_rules", "modern", "gateway_core"]

@@ -60,7 +60,9 @@ def test_deep_links() -> None:
     assert s == Settings("http://h:1", "websocket", "Authorization", "Bearer t", True)
     assert parse_deep_link("transport=bogus&autoconnect=0", origin).transport == "http-sse"
     assert parse_deep_link(deep_link(s).lstrip("?"), origin) == Settings("http://h:1", "websocket", autoconnect=True)
-    assert set(TRANSPORTS) == {"http-sse", "http-json", "http-stateless", "http-oauth", "websocket"}
+    assert set(TRANSPORTS) == {"http-sse", "http-json", "http-stateless", "http-oauth", "websocket", "in-browser"}
+    assert parse_deep_link("transport=worker", origin).transport == "in-browser"
+    assert endpoint_url("http://h:1", "in-browser") == "worker:./server-worker.js"  # no server URL: a worker
     auto = parse_deep_link("server=http%3A%2F%2Fh%3A1%2Fmcp&gateway=auto", origin)
     assert auto.gateway_auto and not parse_deep_link("gateway=ask", origin).gateway_auto
     assert parse_deep_link(deep_link(auto).lstrip("?"), origin).gateway_auto
