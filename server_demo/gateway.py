@@ -731,25 +731,15 @@ class Gateway:
         """
 
         async def listing(request: Request) -> Response:
-            headers = {k.lower(): v for k, v in request.headers.items()}
-            origin = headers.get("origin")
-            rejected = check_security(headers.get("host"), origin, security)
-            if rejected is not None:
-                return Response(rejected.body(), rejected.status, media_type=rejected.media_type)
-            cors = cors_headers(origin, security)
-            if request.method == "OPTIONS":
-                return Response(b"", 204, headers={**cors, "Access-Control-Allow-Methods": "GET, OPTIONS"})
+            answered, cors = _guard(request, security)
+            if answered is not None:
+                return answered
             return JSONResponse({"upstreams": self.listing()}, headers=cors)
 
         async def match(request: Request) -> Response:
-            headers = {k.lower(): v for k, v in request.headers.items()}
-            origin = headers.get("origin")
-            rejected = check_security(headers.get("host"), origin, security)
-            if rejected is not None:
-                return Response(rejected.body(), rejected.status, media_type=rejected.media_type)
-            cors = cors_headers(origin, security)
-            if request.method == "OPTIONS":
-                return Response(b"", 204, headers={**cors, "Access-Control-Allow-Methods": "GET, OPTIONS"})
+            answered, cors = _guard(request, security)
+            if answered is not None:
+                return answered
             url = request.query_params.get("url", "")
             if not url or len(url) > _MAX_MATCH_URL:
                 return JSONResponse({"error": f"give ?url= (at most {_MAX_MATCH_URL} characters)"}, 400, headers=cors)
@@ -788,6 +778,19 @@ class Gateway:
         """End every session (stopping every upstream process)."""
         for endpoint in self.endpoints:
             await endpoint.close()
+
+
+def _guard(request: Request, security: SecurityConfig) -> tuple[Response | None, dict[str, str]]:
+    """Host/Origin checks and CORS of a GET endpoint: (a refusal or the preflight's answer, else None; CORS)."""
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    origin = headers.get("origin")
+    rejected = check_security(headers.get("host"), origin, security)
+    if rejected is not None:
+        return Response(rejected.body(), rejected.status, media_type=rejected.media_type), {}
+    cors = cors_headers(origin, security)
+    if request.method == "OPTIONS":
+        return Response(b"", 204, headers={**cors, "Access-Control-Allow-Methods": "GET, OPTIONS"}), cors
+    return None, cors
 
 
 def gateway_routes(

@@ -15,18 +15,14 @@ from typing import Any
 import httpx
 import mcp_types as mt
 import pytest
+from gateway_support import HANDSHAKE, Gw, child_processes, connect_gateway, demo_upstream, start_gateway, tool_text
 from live_server import LiveServer, free_port
 
 from devtools.reliability import until
-from devtools.transports import HttpxHTTPClient, cpython_connect
-from pyodide_transport.client import Client
+from devtools.transports import HttpxHTTPClient
 from pyodide_transport.errors import MCPError, TransportError
 from server_demo.app import AppConfig, create_app
-from server_demo.config import stateful_sse
-from server_demo.gateway import Gateway
-from server_demo.gateway_config import builtin_gateway_config, parse_gateway_config
 
-HANDSHAKE = "2025-11-25"
 ROOT = Path(__file__).resolve().parents[3]
 SECRET = "s3cr3t-value-that-must-not-leak"
 SECRET_AUTH = "Bearer browser-token-xyz"
@@ -54,65 +50,21 @@ for line in sys.stdin:
 """
 
 
-def _demo(name: str = "demo-stdio", **extra: Any) -> dict[str, Any]:
-    builtin = builtin_gateway_config().upstreams["demo-stdio"]
-    return {
-        name: {
-            "command": builtin.command,
-            "args": list(builtin.args),
-            "env": dict(builtin.env),
-            "cwd": builtin.cwd,
-            **extra,
-        }
-    }
-
-
-def _text(result: mt.CallToolResult) -> str:
-    return "".join(getattr(c, "text", "") for c in result.content)
-
-
-class Gw:
-    def __init__(self, server: LiveServer, gateway: Gateway) -> None:
-        self.server = server
-        self.gateway = gateway
-
-    def url(self, name: str, kind: str = "mcp") -> str:
-        base = self.server.base if kind == "mcp" else self.server.base.replace("http:", "ws:")
-        return f"{base}/gateway/{name}/{kind}"
-
-
-async def _start(servers: dict[str, Any]) -> Gw:
-    config = AppConfig(
-        oauth=None,
-        gateway=parse_gateway_config({"mcpServers": servers}),
-        gateway_endpoint=lambda: stateful_sse(retry_ms=50),
-    )
-    app = create_app(config=config)
-    server = LiveServer(app)
-    await server.start()
-    return Gw(server, app.state.gateway)
-
-
 @pytest.fixture
 async def gw() -> AsyncIterator[Gw]:
     dead = f"http://127.0.0.1:{free_port()}/mcp"
     servers = {
-        **_demo(),
-        **_demo("limited", policy={"deny": ["tools/call"], "allow": ["tools/*", "ping"]}),
-        **_demo("tiny", maxProcesses=1, policy={"rate": 5}),
+        **demo_upstream(),
+        **demo_upstream("limited", policy={"deny": ["tools/call"], "allow": ["tools/*", "ping"]}),
+        **demo_upstream("tiny", maxProcesses=1, policy={"rate": 5}),
         "dead": {"url": dead, "breaker": {"failures": 2, "coolDown": 60}},
         "probe": {"command": sys.executable, "args": ["-c", ENV_PROBE, SECRET], "env": {"PROBE_SECRET": SECRET}},
     }
-    live = await _start(servers)
+    live = await start_gateway(servers)
     try:
         yield live
     finally:
         await live.server.stop()
-
-
-async def _connect(url: str, **options: Any) -> Client:
-    options.setdefault("protocol_version", HANDSHAKE)
-    return await cpython_connect(url, request_timeout=30, **options)
 
 
 async def test_listing_and_unknown_names(gw: Gw) -> None:
@@ -167,7 +119,7 @@ async def test_tools_progress_sampling_elicitation(gw: Gw, kind: str) -> None:
         return mt.ElicitResult(action="accept", content={"name": "Ada", "colour": "red"})
 
     logs: list[Any] = []
-    client = await _connect(gw.url("demo-stdio", kind), sampling_handler=sampling, elicitation_handler=elicit)
+    client = await connect_gateway(gw.url("demo-stdio", kind), sampling_handler=sampling, elicitation_handler=elicit)
     client.on_log = logs.append
     try:
         tools = {t.name for t in (await client.list_tools()).tools}
@@ -178,9 +130,9 @@ async def test_tools_progress_sampling_elicitation(gw: Gw, kind: str) -> None:
         result = await client.call_tool(
             "long_running", {"steps": 3, "delay_ms": 5}, progress=lambda v, t, m: progress.append(v)
         )
-        assert _text(result) == "completed 3 steps" and progress == [1, 2, 3]
-        assert "forty-two" in _text(await client.call_tool("ask_llm", {"question": "q"}))
-        assert _text(await client.call_tool("ask_user", {})) == "Hello Ada, you like red."
+        assert tool_text(result) == "completed 3 steps" and progress == [1, 2, 3]
+        assert "forty-two" in tool_text(await client.call_tool("ask_llm", {"question": "q"}))
+        assert tool_text(await client.call_tool("ask_user", {})) == "Hello Ada, you like red."
         await client.call_tool("log_messages", {"count": 2})
         # cancellation: the call stops, the session goes on
         call = asyncio.ensure_future(client.call_tool("long_running", {"steps": 50, "delay_ms": 100}))
@@ -188,14 +140,14 @@ async def test_tools_progress_sampling_elicitation(gw: Gw, kind: str) -> None:
         call.cancel()
         with pytest.raises(asyncio.CancelledError):
             await call
-        assert _text(await client.call_tool("echo", {"message": "still here"})) == "still here"
+        assert tool_text(await client.call_tool("echo", {"message": "still here"})) == "still here"
     finally:
         await client.close()
     assert logs, "log notifications pass through"
 
 
 async def test_modern_era_through_the_gateway(gw: Gw) -> None:
-    client = await cpython_connect(gw.url("demo-stdio"), request_timeout=30)  # tries 2026-07-28 first
+    client = await connect_gateway(gw.url("demo-stdio"), era=None)  # tries 2026-07-28 first
     try:
         assert client.protocol_version == "2026-07-28"
         result = await client.call_tool("calculate", {"a": 2, "b": 3, "operation": "add"})
@@ -205,12 +157,12 @@ async def test_modern_era_through_the_gateway(gw: Gw) -> None:
 
 
 async def test_killed_process_is_a_clear_error_and_isolated(gw: Gw) -> None:
-    victim = await _connect(gw.url("demo-stdio"))
-    bystander = await _connect(gw.url("demo-stdio"))
+    victim = await connect_gateway(gw.url("demo-stdio"))
+    bystander = await connect_gateway(gw.url("demo-stdio"))
     try:
-        assert _text(await victim.call_tool("echo", {"message": "a"})) == "a"
-        assert _text(await bystander.call_tool("echo", {"message": "b"})) == "b"
-        endpoint = next(e for e in gw.gateway.endpoints if e.upstream.config.name == "demo-stdio")
+        assert tool_text(await victim.call_tool("echo", {"message": "a"})) == "a"
+        assert tool_text(await bystander.call_tool("echo", {"message": "b"})) == "b"
+        endpoint = gw.endpoint("demo-stdio")
         victim_id = victim.transport.session_id  # type: ignore[attr-defined]
         forwarder: Any = endpoint.sessions[victim_id].core
         pid = forwarder._transport.inner.inner.inner.process.pid
@@ -220,25 +172,25 @@ async def test_killed_process_is_a_clear_error_and_isolated(gw: Gw) -> None:
         with pytest.raises(MCPError, match="demo-stdio"):
             await asyncio.wait_for(call, 10)
         # the next request finds the session gone (404): the client starts a new one, on a fresh process
-        assert _text(await victim.call_tool("echo", {"message": "again"})) == "again"
+        assert tool_text(await victim.call_tool("echo", {"message": "again"})) == "again"
         new_id = victim.transport.session_id  # type: ignore[attr-defined]
         assert new_id != victim_id
         assert endpoint.sessions[new_id].core._transport.inner.inner.inner.process.pid != pid  # type: ignore[attr-defined]
-        assert _text(await bystander.call_tool("echo", {"message": "b2"})) == "b2"
+        assert tool_text(await bystander.call_tool("echo", {"message": "b2"})) == "b2"
     finally:
         await victim.close()
         await bystander.close()
 
 
 async def test_killed_process_under_a_websocket_is_a_clear_error(gw: Gw) -> None:
-    client = await _connect(gw.url("demo-stdio", "ws"))
+    client = await connect_gateway(gw.url("demo-stdio", "ws"))
     try:
-        assert _text(await client.call_tool("echo", {"message": "a"})) == "a"
+        assert tool_text(await client.call_tool("echo", {"message": "a"})) == "a"
         upstream = gw.gateway.upstreams["demo-stdio"]
         assert upstream.live == 1
         call = asyncio.ensure_future(client.call_tool("long_running", {"steps": 50, "delay_ms": 100}))
         await asyncio.sleep(0.5)
-        children = _demo_children()
+        children = list(child_processes(b"--stdio"))
         assert len(children) == 1
         os.kill(children[0], signal.SIGKILL)
         with pytest.raises(TransportError, match=r"demo-stdio|closed"):
@@ -248,74 +200,53 @@ async def test_killed_process_under_a_websocket_is_a_clear_error(gw: Gw) -> None
         await client.close()
 
 
-def _demo_children() -> list[int]:
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _is_demo_child(p)]
-
-
-def _is_demo_child(proc: Path) -> bool:
-    try:
-        cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-        status = (proc / "status").read_text()
-    except OSError:
-        return False
-    parent = next((line.split()[1] for line in status.splitlines() if line.startswith("PPid:")), "")
-    return parent == str(os.getpid()) and b"--stdio" in cmdline
-
-
 @pytest.mark.parametrize("kind", ["mcp", "ws", "sessionless"])
 async def test_idle_sessions_stop_their_process_without_traffic(kind: str) -> None:
-    config = AppConfig(
-        oauth=None,
-        gateway=parse_gateway_config({"mcpServers": _demo()}),
-        gateway_endpoint=lambda: stateful_sse(session_idle_timeout=0.3),
-    )
-    app = create_app(config=config)
-    server = LiveServer(app)
-    await server.start()
-    live = Gw(server, app.state.gateway)
+    # stateful_sse's own retry_ms (1000), not the helper's 50
+    live = await start_gateway(demo_upstream(), session_idle_timeout=0.3, retry_ms=1000)
     try:
         if kind == "sessionless":
-            client = await cpython_connect(live.url("demo-stdio"), request_timeout=30)
+            client = await connect_gateway(live.url("demo-stdio"), era=None)
         else:
             options: dict[str, Any] = {"auto_reconnect": False} if kind == "ws" else {"open_get_stream": False}
-            client = await _connect(live.url("demo-stdio", "ws" if kind == "ws" else "mcp"), **options)
+            client = await connect_gateway(live.url("demo-stdio", "ws" if kind == "ws" else "mcp"), **options)
         try:
-            assert _text(await client.call_tool("echo", {"message": "x"})) == "x"
+            assert tool_text(await client.call_tool("echo", {"message": "x"})) == "x"
             upstream = live.gateway.upstreams["demo-stdio"]
             assert upstream.live == 1
             # a quiet call longer than the idle timeout is no idleness: it runs to its end
             result = await client.call_tool("long_running", {"steps": 3, "delay_ms": 250})
-            assert _text(result) == "completed 3 steps"
+            assert tool_text(result) == "completed 3 steps"
             await until(lambda: upstream.live == 0)
             if kind != "ws":
-                assert _text(await client.call_tool("echo", {"message": "y"})) == "y"  # a new process
+                assert tool_text(await client.call_tool("echo", {"message": "y"})) == "y"  # a new process
             else:
                 await until(lambda: not client.transport.is_connected())
         finally:
             await client.close()
     finally:
-        await server.stop()
+        await live.server.stop()
 
 
 async def test_breaker_opens_on_a_dead_url_and_fails_fast(gw: Gw) -> None:
     errors: list[str] = []
     for _ in range(2):
         with pytest.raises(TransportError) as caught:
-            await _connect(gw.url("dead"))
+            await connect_gateway(gw.url("dead"))
         errors.append(str(caught.value))
     assert all("dead" in e for e in errors)
     assert not any("/mcp" in e.replace("/gateway/dead/mcp", "") for e in errors), errors  # the URL stays hidden
     loop = asyncio.get_running_loop()
     start = loop.time()
     with pytest.raises(MCPError, match="circuit open") as caught:
-        await _connect(gw.url("dead"))
+        await connect_gateway(gw.url("dead"))
     assert loop.time() - start < 2.0
     assert isinstance(caught.value.data, dict) and caught.value.data["retry_after"] > 0
     assert gw.gateway.upstreams["dead"].breaker.state == "open"
 
 
 async def test_policy_denied_method_is_an_error_and_the_session_goes_on(gw: Gw) -> None:
-    client = await _connect(gw.url("limited"))
+    client = await connect_gateway(gw.url("limited"))
     try:
         assert "echo" in {t.name for t in (await client.list_tools()).tools}
         with pytest.raises(MCPError, match="policy"):
@@ -328,10 +259,10 @@ async def test_policy_denied_method_is_an_error_and_the_session_goes_on(gw: Gw) 
 
 
 async def test_process_limit_and_rate_limit(gw: Gw) -> None:
-    first = await _connect(gw.url("tiny"))
+    first = await connect_gateway(gw.url("tiny"))
     try:
         with pytest.raises(MCPError, match="the limit"):
-            await _connect(gw.url("tiny"))  # one live process at most
+            await connect_gateway(gw.url("tiny"))  # one live process at most
         await asyncio.sleep(1.2)  # the bucket refills (5/s, burst 5)
         outcomes = await asyncio.gather(
             *(first.call_tool("echo", {"message": str(i)}) for i in range(12)), return_exceptions=True
@@ -340,10 +271,10 @@ async def test_process_limit_and_rate_limit(gw: Gw) -> None:
         assert refused and all("rate" in str(o) for o in refused)
         assert any(not isinstance(o, BaseException) for o in outcomes)
         await asyncio.sleep(1.2)
-        assert _text(await first.call_tool("echo", {"message": "later"})) == "later"  # the session went on
+        assert tool_text(await first.call_tool("echo", {"message": "later"})) == "later"  # the session went on
     finally:
         await first.close()
-    second = await _connect(gw.url("tiny"))  # the process slot is free again
+    second = await connect_gateway(gw.url("tiny"))  # the process slot is free again
     await second.close()
 
 
@@ -368,16 +299,18 @@ for line in sys.stdin:
 
 async def test_fifty_concurrent_sessions_over_one_stdio_upstream_no_cross_talk() -> None:
     count = 50
-    live = await _start({"echo": {"command": sys.executable, "args": ["-c", ECHO_SERVER], "maxProcesses": count}})
+    live = await start_gateway(
+        {"echo": {"command": sys.executable, "args": ["-c", ECHO_SERVER], "maxProcesses": count}}
+    )
     pids: dict[int, int] = {}
 
     async def one(i: int) -> None:
-        client = await _connect(live.url("echo"))
+        client = await connect_gateway(live.url("echo"))
         try:
             seen = set()
             for j in range(3):
                 text = f"session {i} message {j}"
-                answer = json.loads(_text(await client.call_tool("echo", {"message": text})))
+                answer = json.loads(tool_text(await client.call_tool("echo", {"message": text})))
                 assert answer["text"] == text  # its own answers, in order
                 seen.add(answer["pid"])
             assert len(seen) == 1  # always its own process
@@ -395,10 +328,10 @@ async def test_fifty_concurrent_sessions_over_one_stdio_upstream_no_cross_talk()
 
 
 async def test_sessionless_requests_share_one_process_with_ids_and_tokens_rewritten(gw: Gw) -> None:
-    clients = [await cpython_connect(gw.url("demo-stdio"), request_timeout=30) for _ in range(3)]
+    clients = [await connect_gateway(gw.url("demo-stdio"), era=None) for _ in range(3)]
     try:
         assert all(c.protocol_version == "2026-07-28" for c in clients)
-        endpoint = next(e for e in gw.gateway.endpoints if e.upstream.config.name == "demo-stdio")
+        endpoint = gw.endpoint("demo-stdio")
         assert endpoint.shared is not None
         progress: dict[tuple[int, int], list[float]] = {}
 
@@ -407,13 +340,15 @@ async def test_sessionless_requests_share_one_process_with_ids_and_tokens_rewrit
             result = await clients[c].call_tool(
                 "long_running", {"steps": 3, "delay_ms": 20}, progress=lambda v, t, m: seen.append(v)
             )
-            return _text(result)
+            return tool_text(result)
 
         async with asyncio.timeout(60):
             results = await asyncio.gather(*(call(c, k) for c in range(3) for k in range(4)))
         assert results == ["completed 3 steps"] * 12
         assert all(values == [1, 2, 3] for values in progress.values())  # each call its own progress, no other's
-        assert len(_demo_children()) == 1 and gw.gateway.upstreams["demo-stdio"].live == 1  # one shared process
+        assert (
+            len(list(child_processes(b"--stdio"))) == 1 and gw.gateway.upstreams["demo-stdio"].live == 1
+        )  # one shared process
         assert endpoint.shared.in_flight == 0
     finally:
         for client in clients:
@@ -422,9 +357,9 @@ async def test_sessionless_requests_share_one_process_with_ids_and_tokens_rewrit
 
 async def test_sessionless_cancellation_and_a_killed_shared_process(gw: Gw, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="server_demo.gateway")
-    client = await cpython_connect(gw.url("demo-stdio"), request_timeout=30)
+    client = await connect_gateway(gw.url("demo-stdio"), era=None)
     try:
-        endpoint = next(e for e in gw.gateway.endpoints if e.upstream.config.name == "demo-stdio")
+        endpoint = gw.endpoint("demo-stdio")
         assert endpoint.shared is not None
         call = asyncio.ensure_future(client.call_tool("long_running", {"steps": 100, "delay_ms": 100}))
         await until(lambda: endpoint.shared is not None and endpoint.shared.in_flight == 1)
@@ -433,16 +368,16 @@ async def test_sessionless_cancellation_and_a_killed_shared_process(gw: Gw, capl
             await call
         await until(lambda: endpoint.shared is not None and endpoint.shared.in_flight == 0)
         await until(lambda: any("notifications/cancelled" in r.getMessage() for r in caplog.records))
-        assert _text(await client.call_tool("echo", {"message": "still here"})) == "still here"
+        assert tool_text(await client.call_tool("echo", {"message": "still here"})) == "still here"
 
-        (pid,) = _demo_children()
+        (pid,) = child_processes(b"--stdio")
         call = asyncio.ensure_future(client.call_tool("long_running", {"steps": 100, "delay_ms": 100}))
         await until(lambda: endpoint.shared is not None and endpoint.shared.in_flight == 1)
         os.kill(pid, signal.SIGKILL)
         with pytest.raises(MCPError, match="demo-stdio"):
             await asyncio.wait_for(call, 10)
-        assert _text(await client.call_tool("echo", {"message": "again"})) == "again"  # a fresh process
-        assert _demo_children() != [pid]
+        assert tool_text(await client.call_tool("echo", {"message": "again"})) == "again"  # a fresh process
+        assert list(child_processes(b"--stdio")) != [pid]
     finally:
         await client.close()
     await endpoint.close()
@@ -455,9 +390,9 @@ async def test_env_is_only_the_configured_one_and_secrets_stay_out_of_logs(
     caplog.set_level(logging.DEBUG)
     os.environ["GATEWAY_TEST_LEAK"] = "1"
     try:
-        client = await _connect(gw.url("probe"), headers={"Authorization": SECRET_AUTH})
+        client = await connect_gateway(gw.url("probe"), headers={"Authorization": SECRET_AUTH})
         try:
-            seen = json.loads(_text(await client.call_tool("env", {})))
+            seen = json.loads(tool_text(await client.call_tool("env", {})))
         finally:
             await client.close()
     finally:
@@ -494,10 +429,12 @@ async def test_authorization_forwarded_only_when_configured() -> None:
     upstream = LiveServer(upstream_app)
     await upstream.start()
     url = upstream.base + "/mcp"
-    live = await _start({"plain": {"url": url}, "forwarding": {"url": url, "forwardAuthorization": True}})
+    live = await start_gateway({"plain": {"url": url}, "forwarding": {"url": url, "forwardAuthorization": True}})
     try:
         for name in ("plain", "forwarding"):
-            client = await _connect(live.url(name), headers={"Authorization": SECRET_AUTH}, fetch=HttpxHTTPClient())
+            client = await connect_gateway(
+                live.url(name), headers={"Authorization": SECRET_AUTH}, fetch=HttpxHTTPClient()
+            )
             await client.close()
         assert seen[0] is None and SECRET_AUTH in seen
         assert seen.index(SECRET_AUTH) > 0 and all(s is None for s in seen[: seen.index(SECRET_AUTH)])
@@ -511,20 +448,20 @@ async def test_url_upstreams_pass_everything_through(path: str) -> None:
     demo = LiveServer(create_app(config=AppConfig(oauth=None)))
     await demo.start()
     scheme = "ws" if path == "/ws" else "http"
-    live = await _start({"up": {"url": f"{scheme}://127.0.0.1:{demo.port}{path}"}})
+    live = await start_gateway({"up": {"url": f"{scheme}://127.0.0.1:{demo.port}{path}"}})
 
     async def elicit(params: Any) -> mt.ElicitResult:
         return mt.ElicitResult(action="accept", content={"name": "Grace"})
 
     try:
-        client = await _connect(live.url("up"), elicitation_handler=elicit)
+        client = await connect_gateway(live.url("up"), elicitation_handler=elicit)
         try:
             progress: list[float] = []
             result = await client.call_tool(
                 "long_running", {"steps": 2, "delay_ms": 5}, progress=lambda v, t, m: progress.append(v)
             )
-            assert _text(result) == "completed 2 steps" and progress == [1, 2]
-            assert _text(await client.call_tool("ask_user", {})) == "Hello Grace, you like None."
+            assert tool_text(result) == "completed 2 steps" and progress == [1, 2]
+            assert tool_text(await client.call_tool("ask_user", {})) == "Hello Grace, you like None."
         finally:
             await client.close()
     finally:
@@ -548,7 +485,7 @@ async def test_official_sdk_server_as_a_url_upstream() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-c", script, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
     )
-    live = await _start({"sdk": {"url": f"http://127.0.0.1:{port}/mcp"}})
+    live = await start_gateway({"sdk": {"url": f"http://127.0.0.1:{port}/mcp"}})
     try:
         async with httpx.AsyncClient() as http:
             for _ in range(200):
@@ -557,10 +494,10 @@ async def test_official_sdk_server_as_a_url_upstream() -> None:
                     break
                 except httpx.HTTPError:
                     await asyncio.sleep(0.05)
-        client = await _connect(live.url("sdk"))
+        client = await connect_gateway(live.url("sdk"))
         try:
             assert "add" in {t.name for t in (await client.list_tools()).tools}
-            assert "5" in _text(await client.call_tool("add", {"a": 2, "b": 3}))
+            assert "5" in tool_text(await client.call_tool("add", {"a": 2, "b": 3}))
         finally:
             await client.close()
     finally:

@@ -16,26 +16,22 @@ import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 import mcp_types as mt
 import pytest
+from gateway_support import HANDSHAKE, Gw, child_processes, connect_gateway, demo_upstream, start_gateway, tool_text
 from live_server import LiveServer, free_port, modern_body, modern_headers, sse_events
 
 from devtools.reliability import until
 from devtools.servers import DemoServer
-from devtools.transports import cpython_connect
 from pyodide_transport.client import Client
 from pyodide_transport.errors import MCPError, TransportError
 from server_demo.app import AppConfig, create_app
-from server_demo.config import stateful_sse
 from server_demo.demo import COUNTER_URI
-from server_demo.gateway import Gateway, Upstream
-from server_demo.gateway_config import builtin_gateway_config, parse_gateway_config
+from server_demo.gateway import Upstream
 
-HANDSHAKE = "2025-11-25"
 MODERN = "2026-07-28"
 ENV_SECRET = "env-s3cr3t-5e1f-must-not-leak"
 HEADER_SECRET = "hdr-s3cr3t-9a7c-must-not-leak"
@@ -66,70 +62,11 @@ for line in sys.stdin:
 """
 
 
-def _demo(name: str = "demo-stdio", **extra: Any) -> dict[str, Any]:
-    builtin = builtin_gateway_config().upstreams["demo-stdio"]
-    return {
-        name: {
-            "command": builtin.command,
-            "args": list(builtin.args),
-            "env": dict(builtin.env),
-            "cwd": builtin.cwd,
-            **extra,
-        }
-    }
-
-
-def _text(result: mt.CallToolResult) -> str:
-    return "".join(getattr(c, "text", "") for c in result.content)
-
-
-class Gw:
-    def __init__(self, server: LiveServer, gateway: Gateway) -> None:
-        self.server = server
-        self.gateway = gateway
-
-    def url(self, name: str, kind: str = "mcp") -> str:
-        base = self.server.base if kind == "mcp" else self.server.base.replace("http:", "ws:")
-        return f"{base}/gateway/{name}/{kind}"
-
-
-async def _start(servers: dict[str, Any]) -> Gw:
-    config = AppConfig(
-        oauth=None,
-        gateway=parse_gateway_config({"mcpServers": servers}),
-        gateway_endpoint=lambda: stateful_sse(retry_ms=50),
-    )
-    app = create_app(config=config)
-    server = LiveServer(app)
-    await server.start()
-    return Gw(server, app.state.gateway)
-
-
 async def _connect(url: str, era: str | None = HANDSHAKE, **options: Any) -> Client:
-    """A client of ``url``; ``era`` None lets it try 2026-07-28 first (the default)."""
-    if era == HANDSHAKE:
-        options.setdefault("protocol_version", HANDSHAKE)
-    client = await cpython_connect(url, request_timeout=30, **options)
+    """``connect_gateway``, checking that the client speaks ``era`` (None: 2026-07-28)."""
+    client = await connect_gateway(url, era=era, **options)
     assert client.protocol_version == (era or MODERN)
     return client
-
-
-def _children() -> dict[int, list[bytes]]:
-    """This process's live child processes: pid to command line."""
-    found: dict[int, list[bytes]] = {}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            status = (proc / "status").read_text()
-            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        parent = next((line.split()[1] for line in status.splitlines() if line.startswith("PPid:")), "")
-        state = next((line.split()[1] for line in status.splitlines() if line.startswith("State:")), "")
-        if parent == str(os.getpid()) and state != "Z":
-            found[int(proc.name)] = cmdline
-    return found
 
 
 async def _wait(predicate: Callable[[], bool], limit: float = 10.0) -> None:
@@ -138,7 +75,7 @@ async def _wait(predicate: Callable[[], bool], limit: float = 10.0) -> None:
 
 @pytest.fixture
 async def gw() -> AsyncIterator[Gw]:
-    live = await _start(_demo())
+    live = await start_gateway(demo_upstream())
     try:
         yield live
     finally:
@@ -180,13 +117,13 @@ async def test_server_requests_and_notifications_pass_through(gw: Gw, kind: str,
     )
     try:
         # roots/list: a JSON-RPC request to the client (handshake) or an input-required result (modern)
-        assert _text(await client.call_tool("list_client_roots", {})) == "project file:///srv/project"
+        assert tool_text(await client.call_tool("list_client_roots", {})) == "project file:///srv/project"
         assert asked == ["roots"]
 
         # elicitation, the same two ways
-        assert _text(await client.call_tool("ask_user", {})) == "Hello Ada, you like red."
+        assert tool_text(await client.call_tool("ask_user", {})) == "Hello Ada, you like red."
         if era is None:  # two input-required rounds, each retry carrying the requestState sealed upstream
-            assert _text(await client.call_tool("test_input_required_result_multi_round", {})) == "Ada likes teal"
+            assert tool_text(await client.call_tool("test_input_required_result_multi_round", {})) == "Ada likes teal"
             assert asked[1:] == [
                 "Tell me about yourself",
                 "Step 1: What is your name?",
@@ -197,7 +134,7 @@ async def test_server_requests_and_notifications_pass_through(gw: Gw, kind: str,
 
         # logging/setLevel (handshake) or the level in every request's _meta (modern)
         await client.set_logging_level("warning")
-        assert _text(await client.call_tool("log_messages", {"count": 4})) == "sent 4 log messages"
+        assert tool_text(await client.call_tool("log_messages", {"count": 4})) == "sent 4 log messages"
         await _wait(lambda: len(logs) >= 2)
         await asyncio.sleep(0.1)  # nothing else is on its way
         assert [(m.level, m.data) for m in logs] == [("warning", "log message 3 of 4"), ("error", "log message 4 of 4")]
@@ -231,8 +168,8 @@ async def test_modern_resource_updates_keep_coming_during_a_concurrent_call(gw: 
         before = len(updated)
         # 1.6 s of another request in flight: the counter (once a second) ticks meanwhile
         result = await client.call_tool("long_running", {"steps": 16, "delay_ms": 100})
-        assert _text(result) == "completed 16 steps"
-        endpoint = next(e for e in gw.gateway.endpoints if e.upstream.config.name == "demo-stdio")
+        assert tool_text(result) == "completed 16 steps"
+        endpoint = gw.endpoint("demo-stdio")
         dropped = endpoint.shared.core.dropped if endpoint.shared is not None else 0
         assert len(updated) > before, f"no resource update came during the call ({dropped} dropped by the gateway)"
     finally:
@@ -257,7 +194,7 @@ async def test_modern_listen_notifications_name_the_browsers_request(gw: Gw) -> 
 
 
 async def test_list_changed_notifications_pass_through() -> None:
-    live = await _start({"changer": {"command": sys.executable, "args": ["-c", LIST_CHANGER]}})
+    live = await start_gateway({"changer": {"command": sys.executable, "args": ["-c", LIST_CHANGER]}})
     seen: list[str] = []
     try:
         for kind in KINDS:
@@ -269,7 +206,7 @@ async def test_list_changed_notifications_pass_through() -> None:
                 on_prompts_list_changed=lambda: seen.append("prompts"),
             )
             try:
-                assert _text(await client.call_tool("change", {})) == "changed"
+                assert tool_text(await client.call_tool("change", {})) == "changed"
                 await _wait(lambda: len(seen) == 3)
                 assert sorted(seen) == ["prompts", "resources", "tools"]
             finally:
@@ -289,13 +226,13 @@ async def test_breaker_opens_when_the_upstream_dies_and_closes_when_it_is_back()
     first = await asyncio.to_thread(DemoServer, site=None, quiet=True)
     port = first.port
     second: DemoServer | None = None
-    live = await _start(
+    live = await start_gateway(
         {"remote": {"url": f"http://127.0.0.1:{port}/mcp", "breaker": {"failures": 2, "coolDown": 0.5}}}
     )
     try:
         upstream = live.gateway.upstreams["remote"]
         client = await _connect(live.url("remote"))
-        assert _text(await client.call_tool("echo", {"message": "up"})) == "up"
+        assert tool_text(await client.call_tool("echo", {"message": "up"})) == "up"
         await client.close()
         assert _state(upstream) == "closed"
 
@@ -316,7 +253,7 @@ async def test_breaker_opens_when_the_upstream_dies_and_closes_when_it_is_back()
         client = await asyncio.wait_for(_connect(live.url("remote")), 10)
         try:
             assert _state(upstream) == "closed" and upstream.breaker.failures == 0
-            assert _text(await client.call_tool("echo", {"message": "back"})) == "back"
+            assert tool_text(await client.call_tool("echo", {"message": "back"})) == "back"
         finally:
             await client.close()
     finally:
@@ -388,7 +325,7 @@ async def listener() -> AsyncIterator[Listener]:
 
 @pytest.fixture
 async def tiny() -> AsyncIterator[Gw]:
-    live = await _start({"tiny": {"command": sys.executable, "args": ["-c", TINY]}})
+    live = await start_gateway({"tiny": {"command": sys.executable, "args": ["-c", TINY]}})
     try:
         yield live
     finally:
@@ -421,7 +358,7 @@ async def _raw_post(port: int, path: str, body: bytes) -> int:
 
 
 async def test_unconfigured_names_and_traversal_are_404_and_spawn_nothing(tiny: Gw, listener: Listener) -> None:
-    before = _children()
+    before = child_processes()
     body = json.dumps(_initialize()).encode()
     for path in (
         "/gateway/x/mcp",
@@ -446,7 +383,7 @@ async def test_unconfigured_names_and_traversal_are_404_and_spawn_nothing(tiny: 
             assert missing.status_code == 404 and "no configured upstream" in missing.json()["error"]
     await asyncio.sleep(0.2)
     assert listener.connections == 0
-    assert _children() == before
+    assert not set(child_processes()) - set(before)  # nothing new (an earlier test's child may end meanwhile)
     assert tiny.gateway.upstreams["tiny"].live == 0
 
 
@@ -458,17 +395,17 @@ async def test_a_request_cannot_name_a_command_or_url(tiny: Gw, listener: Listen
         ({}, _initialize(**sneaky, _meta={"url": listener.url, "command": "sh"}), {}),
         ({}, _initialize(), {"X-Upstream-Url": listener.url, "X-Upstream-Command": "sh", "X-Forwarded-Host": "x"}),
     ]
-    baseline = set(_children())
+    baseline = set(child_processes())
     async with httpx.AsyncClient(base_url=tiny.server.base, timeout=10) as http:
         for query, body, extra in attempts:
             response = await http.post("/gateway/tiny/mcp", params=query, json=body, headers={**MCP_HEADERS, **extra})
             assert response.status_code == 200, response.text
             assert '"name":"tiny"' in response.text.replace(" ", "")
-            new = {pid: cmd for pid, cmd in _children().items() if pid not in baseline}
+            new = {pid: cmd for pid, cmd in child_processes().items() if pid not in baseline}
             assert list(new.values()) == [TINY_CMDLINE]  # the configured upstream's one process, nothing else
             session = {**MCP_HEADERS, "Mcp-Session-Id": response.headers["mcp-session-id"]}
             assert (await http.delete("/gateway/tiny/mcp", headers=session)).status_code in (200, 204)
-            await _wait(lambda: set(_children()) <= baseline)
+            await _wait(lambda: set(child_processes()) <= baseline)
         # a sessionless (2026-07-28) request naming them rides the shared process of the configured command
         modern = modern_body(7, "tools/call", {"name": "echo", "arguments": {"message": "m"}, **sneaky})
         response = await http.post(
@@ -478,12 +415,12 @@ async def test_a_request_cannot_name_a_command_or_url(tiny: Gw, listener: Listen
             headers={**modern_headers("tools/call", "echo"), **ORIGIN, "X-Upstream-Url": listener.url},
         )
         assert response.status_code == 200 and '"text":"m"' in response.text.replace(" ", ""), response.text
-        assert [c for p, c in _children().items() if p not in baseline] == [TINY_CMDLINE]
+        assert [c for p, c in child_processes().items() if p not in baseline] == [TINY_CMDLINE]
     # the WebSocket endpoint ignores such a query too
     client = await _connect(tiny.url("tiny", "ws") + f"?command=sh&url={listener.url}")
     try:
-        assert _text(await client.call_tool("echo", {"message": "ws"})) == "ws"
-        assert [c for p, c in _children().items() if p not in baseline] == [TINY_CMDLINE] * 2
+        assert tool_text(await client.call_tool("echo", {"message": "ws"})) == "ws"
+        assert [c for p, c in child_processes().items() if p not in baseline] == [TINY_CMDLINE] * 2
     finally:
         await client.close()
     await asyncio.sleep(0.2)
@@ -498,7 +435,7 @@ async def test_secrets_stay_out_of_responses_and_logs(caplog: pytest.LogCaptureF
         "noisy": {"command": sys.executable, "args": ["-c", TINY], "env": {"GW_SECRET": ENV_SECRET}},
         "remote": {"url": f"{remote.base}/mcp", "headers": {"X-Api-Key": HEADER_SECRET}, "breaker": {"failures": 1}},
     }
-    live = await _start(servers)
+    live = await start_gateway(servers)
     seen: list[str] = []
 
     async def record(response: httpx.Response) -> None:
@@ -532,7 +469,8 @@ async def test_secrets_stay_out_of_responses_and_logs(caplog: pytest.LogCaptureF
             await _wait(lambda: "my token is ***" in caplog.text)  # its stderr was logged, the secret scrubbed
 
             # the upstreams die under their sessions
-            (pid,) = _children()
+            noisy: Any = live.endpoint("noisy").sessions[sessions["noisy"]["Mcp-Session-Id"]].core
+            pid = noisy._transport.inner.inner.inner.process.pid  # its process (logging > policy > breaker > stdio)
             os.kill(pid, 9)
             await _wait(lambda: live.gateway.upstreams["noisy"].live == 0)
             await remote.stop()

@@ -10,59 +10,13 @@ from typing import Any
 import httpx
 import mcp_types as mt
 import pytest
-from live_server import LiveServer
+from gateway_support import Gw, connect_gateway, demo_upstream, start_gateway, tool_text
 from mcp_types.jsonrpc import INVALID_PARAMS, METHOD_NOT_FOUND
 
 from devtools.reliability import until
 from devtools.servers import DemoServer
-from devtools.transports import cpython_connect
 from pyodide_transport.client import Client
 from pyodide_transport.errors import MCPError, TransportError
-from server_demo.app import AppConfig, create_app
-from server_demo.config import stateful_sse
-from server_demo.gateway import Gateway, GatewayEndpoint
-from server_demo.gateway_config import builtin_gateway_config, parse_gateway_config
-
-HANDSHAKE = "2025-11-25"
-
-
-def _demo_stdio() -> dict[str, Any]:
-    builtin = builtin_gateway_config().upstreams["demo-stdio"]
-    return {"command": builtin.command, "args": list(builtin.args), "env": dict(builtin.env), "cwd": builtin.cwd}
-
-
-def _text(result: mt.CallToolResult) -> str:
-    return "".join(getattr(c, "text", "") for c in result.content)
-
-
-class Gw:
-    def __init__(self, server: LiveServer, gateway: Gateway) -> None:
-        self.server = server
-        self.gateway = gateway
-
-    def url(self, name: str, kind: str = "mcp") -> str:
-        base = self.server.base if kind == "mcp" else self.server.base.replace("http:", "ws:")
-        return f"{base}/gateway/{name}/{kind}"
-
-    def endpoint(self, name: str) -> GatewayEndpoint:
-        return next(e for e in self.gateway.endpoints if e.upstream.config.name == name)
-
-
-async def _start(servers: dict[str, Any]) -> Gw:
-    config = AppConfig(
-        oauth=None,
-        gateway=parse_gateway_config({"mcpServers": servers}),
-        gateway_endpoint=lambda: stateful_sse(retry_ms=50),
-    )
-    app = create_app(config=config)
-    server = LiveServer(app)
-    await server.start()
-    return Gw(server, app.state.gateway)
-
-
-async def _connect(url: str, **options: Any) -> Client:
-    options.setdefault("protocol_version", HANDSHAKE)
-    return await cpython_connect(url, request_timeout=30, **options)
 
 
 def _replica_url(gw: Gw, client: Client) -> str:
@@ -87,7 +41,7 @@ def replicas() -> Iterator[list[DemoServer]]:
 
 async def test_replicas_round_robin_sessions_stay_pinned_and_a_dead_one_is_skipped(replicas: list[DemoServer]) -> None:
     urls = [f"{server.url}/mcp" for server in replicas]
-    gw = await _start({"pool": {"url": urls, "breaker": {"failures": 1, "coolDown": 60}}})
+    gw = await start_gateway({"pool": {"url": urls, "breaker": {"failures": 1, "coolDown": 60}}})
     clients: list[Client] = []
     try:
         async with httpx.AsyncClient(base_url=gw.server.base, timeout=10) as http:
@@ -97,9 +51,9 @@ async def test_replicas_round_robin_sessions_stay_pinned_and_a_dead_one_is_skipp
         assert "127.0.0.1:" not in json.dumps(listing)
 
         for i in range(4):
-            client = await _connect(gw.url("pool"))
+            client = await connect_gateway(gw.url("pool"))
             clients.append(client)
-            assert _text(await client.call_tool("echo", {"message": f"m{i}"})) == f"m{i}"
+            assert tool_text(await client.call_tool("echo", {"message": f"m{i}"})) == f"m{i}"
         assert [_replica_url(gw, c) for c in clients] == [urls[0], urls[1], urls[0], urls[1]]
         upstream = gw.gateway.upstreams["pool"]
         assert upstream.opened == [2, 2]
@@ -110,13 +64,13 @@ async def test_replicas_round_robin_sessions_stay_pinned_and_a_dead_one_is_skipp
                 await asyncio.wait_for(client.call_tool("echo", {"message": "x"}), 20)
             assert "pool" in str(caught.value) and "127.0.0.1" not in str(caught.value)
         for client in clients[0::2]:
-            assert _text(await client.call_tool("echo", {"message": "a"})) == "a"
+            assert tool_text(await client.call_tool("echo", {"message": "a"})) == "a"
         assert upstream.breakers[1].state == "open" and upstream.breakers[0].state == "closed"
 
         for _ in range(3):  # replica 1's turn comes, and is skipped: its breaker is open
-            client = await _connect(gw.url("pool"))
+            client = await connect_gateway(gw.url("pool"))
             clients.append(client)
-            assert _text(await client.call_tool("echo", {"message": "new"})) == "new"
+            assert tool_text(await client.call_tool("echo", {"message": "new"})) == "new"
             assert _replica_url(gw, client) == urls[0]
         assert upstream.opened == [5, 2]
     finally:
@@ -129,15 +83,15 @@ async def test_every_replica_dead_is_the_breakers_fast_error() -> None:
     from live_server import free_port
 
     urls = [f"http://127.0.0.1:{free_port()}/mcp" for _ in range(2)]
-    gw = await _start({"pool": {"url": urls, "breaker": {"failures": 1, "coolDown": 60}}})
+    gw = await start_gateway({"pool": {"url": urls, "breaker": {"failures": 1, "coolDown": 60}}})
     try:
         for _ in range(2):  # each replica fails once, opening its breaker
             with pytest.raises(TransportError) as caught:
-                await _connect(gw.url("pool"))
+                await connect_gateway(gw.url("pool"))
             assert "127.0.0.1" not in str(caught.value)
         assert [b.state for b in gw.gateway.upstreams["pool"].breakers] == ["open", "open"]
         with pytest.raises(MCPError, match="circuit open") as refused:
-            await _connect(gw.url("pool"))
+            await connect_gateway(gw.url("pool"))
         assert isinstance(refused.value.data, dict) and refused.value.data["retry_after"] > 0
     finally:
         await gw.server.stop()
@@ -149,12 +103,12 @@ async def test_every_replica_dead_is_the_breakers_fast_error() -> None:
 @pytest.fixture
 async def routed() -> AsyncIterator[Gw]:
     servers = {
-        "demo-a": _demo_stdio(),
-        "demo-b": _demo_stdio(),
+        **demo_upstream("demo-a"),
+        **demo_upstream("demo-b"),
         "all": {"routes": {"a_": "demo-a", "b_": "demo-b"}, "default": "demo-a"},
         "tools-only": {"routes": {"b_": "demo-b"}},
     }
-    gw = await _start(servers)
+    gw = await start_gateway(servers)
     try:
         yield gw
     finally:
@@ -170,7 +124,7 @@ async def test_router_merges_two_upstreams(routed: Gw, kind: str) -> None:
         return mt.ElicitResult(action="accept", content={"name": "Ada", "colour": "red"})
 
     logs: list[Any] = []
-    client = await _connect(routed.url("all", kind), sampling_handler=sampling, elicitation_handler=elicit)
+    client = await connect_gateway(routed.url("all", kind), sampling_handler=sampling, elicitation_handler=elicit)
     client.on_log = logs.append
     try:
         assert client.server_info is not None and client.server_info.name == "gateway:all"
@@ -185,12 +139,12 @@ async def test_router_merges_two_upstreams(routed: Gw, kind: str) -> None:
         asks = await asyncio.gather(
             client.call_tool("b_ask_llm", {"question": "q"}), client.call_tool("a_ask_user", {})
         )
-        assert "forty-two" in _text(asks[0]) and _text(asks[1]) == "Hello Ada, you like red."
+        assert "forty-two" in tool_text(asks[0]) and tool_text(asks[1]) == "Hello Ada, you like red."
         progress: list[float] = []
         result = await client.call_tool(
             "a_long_running", {"steps": 3, "delay_ms": 5}, progress=lambda v, t, m: progress.append(v)
         )
-        assert _text(result) == "completed 3 steps" and progress == [1, 2, 3]
+        assert tool_text(result) == "completed 3 steps" and progress == [1, 2, 3]
         await client.call_tool("b_log_messages", {"count": 2})
         assert (await client.list_resources()).resources  # the default target's
         with pytest.raises(MCPError) as unknown:
@@ -205,8 +159,8 @@ async def test_router_merges_two_upstreams(routed: Gw, kind: str) -> None:
         call.cancel()
         with pytest.raises(asyncio.CancelledError):
             await call
-        assert _text(await client.call_tool("a_echo", {"message": "still here"})) == "still here"
-        assert _text(await client.call_tool("b_echo", {"message": "b too"})) == "b too"
+        assert tool_text(await client.call_tool("a_echo", {"message": "still here"})) == "still here"
+        assert tool_text(await client.call_tool("b_echo", {"message": "b too"})) == "b too"
         upstreams = routed.gateway.upstreams
         assert upstreams["demo-a"].live == 1 and upstreams["demo-b"].live == 1  # one connection each
     finally:
@@ -216,10 +170,10 @@ async def test_router_merges_two_upstreams(routed: Gw, kind: str) -> None:
 
 
 async def test_router_without_a_default_answers_only_tools(routed: Gw) -> None:
-    client = await _connect(routed.url("tools-only"))
+    client = await connect_gateway(routed.url("tools-only"))
     try:
         assert {t.name for t in (await client.list_tools()).tools} >= {"b_echo", "b_calculate"}
-        assert _text(await client.call_tool("b_echo", {"message": "hi"})) == "hi"
+        assert tool_text(await client.call_tool("b_echo", {"message": "hi"})) == "hi"
         with pytest.raises(MCPError) as missing:
             await client.list_resources()
         assert missing.value.code == METHOD_NOT_FOUND
@@ -241,7 +195,7 @@ async def test_router_listing(routed: Gw) -> None:
 
 
 async def test_router_in_the_modern_era(routed: Gw) -> None:
-    client = await cpython_connect(routed.url("all"), request_timeout=30)  # tries 2026-07-28 first
+    client = await connect_gateway(routed.url("all"), era=None)  # tries 2026-07-28 first
     try:
         assert client.protocol_version == "2026-07-28"
         assert "b_calculate" in {t.name for t in (await client.list_tools()).tools}

@@ -17,18 +17,13 @@ from typing import Any
 import httpx
 import mcp_types as mt
 import pytest
-from live_server import LiveServer
+from gateway_support import HANDSHAKE, Gw, connect_gateway, start_gateway, tool_text
 
 from devtools import ROOT
 from devtools.reliability import until
 from devtools.sdk_server import sdk_http_server, sdk_stdio_command
-from devtools.transports import cpython_connect
 from pyodide_transport.client import Client
-from server_demo.app import AppConfig, create_app
-from server_demo.config import stateful_sse
-from server_demo.gateway_config import parse_gateway_config
 
-HANDSHAKE = "2025-11-25"
 LIMIT = 30.0  # seconds any single step may take
 UPSTREAMS = ["sdk-http", "sdk-stdio"]
 KINDS = ["mcp", "ws"]
@@ -42,37 +37,22 @@ def sdk_url() -> Iterator[str]:
 
 
 @pytest.fixture
-async def gateway(sdk_url: str) -> AsyncIterator[LiveServer]:
+async def gateway(sdk_url: str) -> AsyncIterator[Gw]:
     command, *args = sdk_stdio_command()
     servers = {
         "sdk-http": {"url": sdk_url},
         "sdk-stdio": {"command": command, "args": args, "cwd": str(ROOT)},
     }
-    config = AppConfig(
-        oauth=None,
-        gateway=parse_gateway_config({"mcpServers": servers}),
-        gateway_endpoint=lambda: stateful_sse(retry_ms=50),
-    )
-    server = LiveServer(create_app(config=config))
-    await server.start()
+    gw = await start_gateway(servers)
     try:
-        yield server
+        yield gw
     finally:
-        await server.stop()
-
-
-def _url(server: LiveServer, name: str, kind: str) -> str:
-    base = server.base if kind == "mcp" else server.base.replace("http:", "ws:")
-    return f"{base}/gateway/{name}/{kind}"
+        await gw.server.stop()
 
 
 async def _connect(url: str, **options: Any) -> Client:
-    options.setdefault("protocol_version", HANDSHAKE)
-    return await asyncio.wait_for(cpython_connect(url, request_timeout=LIMIT, **options), LIMIT)
-
-
-def _text(result: mt.CallToolResult) -> str:
-    return "".join(getattr(c, "text", "") for c in result.content)
+    """``connect_gateway`` within ``LIMIT`` seconds."""
+    return await asyncio.wait_for(connect_gateway(url, request_timeout=LIMIT, **options), LIMIT)
 
 
 async def _info(client: Client) -> str:
@@ -83,7 +63,7 @@ async def _info(client: Client) -> str:
 @pytest.mark.parametrize("era", [HANDSHAKE, "2026-07-28"])
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("upstream", UPSTREAMS)
-async def test_tools_progress_sampling_elicitation(gateway: LiveServer, upstream: str, kind: str, era: str) -> None:
+async def test_tools_progress_sampling_elicitation(gateway: Gw, upstream: str, kind: str, era: str) -> None:
     asked: list[int] = []
     answers: list[mt.ElicitResult] = [
         mt.ElicitResult(action="accept", content={"name": "Ada"}),
@@ -103,7 +83,7 @@ async def test_tools_progress_sampling_elicitation(gateway: LiveServer, upstream
 
     logs: list[mt.LoggingMessageNotificationParams] = []
     client = await _connect(
-        _url(gateway, upstream, kind),
+        gateway.url(upstream, kind),
         sampling_handler=sampling,
         elicitation_handler=elicit,
         on_log=logs.append,
@@ -116,20 +96,22 @@ async def test_tools_progress_sampling_elicitation(gateway: LiveServer, upstream
         assert client.server_info is not None and client.server_info.name == "sdk-test"
         tools = {t.name for t in (await asyncio.wait_for(client.list_tools(), LIMIT)).tools}
         assert {"add", "count", "wait", "sample", "ask_name"} <= tools
-        assert "5" in _text(await asyncio.wait_for(client.call_tool("add", {"a": 2, "b": 3}), LIMIT))
+        assert "5" in tool_text(await asyncio.wait_for(client.call_tool("add", {"a": 2, "b": 3}), LIMIT))
 
         progress: list[tuple[float, float | None]] = []
         counting = client.call_tool(
             "count", {"steps": 3, "delay_ms": 5}, progress=lambda v, t, m: progress.append((v, t))
         )
-        assert _text(await asyncio.wait_for(counting, LIMIT)) == "counted 3 steps"
+        assert tool_text(await asyncio.wait_for(counting, LIMIT)) == "counted 3 steps"
         assert progress == [(1, 3), (2, 3), (3, 3)]
         await until(lambda: any("counting 3 steps" in str(log.data) for log in logs))
 
         assert (await _info(client)).startswith("sdk-test:")
-        assert _text(await asyncio.wait_for(client.call_tool("sample", {"prompt": "hi"}), LIMIT)) == "sampled: re hi"
+        assert (
+            tool_text(await asyncio.wait_for(client.call_tool("sample", {"prompt": "hi"}), LIMIT)) == "sampled: re hi"
+        )
         assert asked == [50]
-        outcomes = [_text(await asyncio.wait_for(client.call_tool("ask_name", {}), LIMIT)) for _ in range(3)]
+        outcomes = [tool_text(await asyncio.wait_for(client.call_tool("ask_name", {}), LIMIT)) for _ in range(3)]
         assert outcomes == ["hello Ada", "declined", "cancelled"]
     finally:
         await client.close()
@@ -137,8 +119,8 @@ async def test_tools_progress_sampling_elicitation(gateway: LiveServer, upstream
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("upstream", UPSTREAMS)
-async def test_cancelled_call_stops_upstream_and_session_goes_on(gateway: LiveServer, upstream: str, kind: str) -> None:
-    client = await _connect(_url(gateway, upstream, kind))
+async def test_cancelled_call_stops_upstream_and_session_goes_on(gateway: Gw, upstream: str, kind: str) -> None:
+    client = await _connect(gateway.url(upstream, kind))
     try:
         before = await _info(client)
         cancelled = int(before.split()[1])
@@ -154,12 +136,12 @@ async def test_cancelled_call_stops_upstream_and_session_goes_on(gateway: LiveSe
             while (now := await _info(client)) != expected:
                 assert now == before, now
                 await asyncio.sleep(0.05)
-        assert "7" in _text(await asyncio.wait_for(client.call_tool("add", {"a": 3, "b": 4}), LIMIT))
+        assert "7" in tool_text(await asyncio.wait_for(client.call_tool("add", {"a": 3, "b": 4}), LIMIT))
     finally:
         await client.close()
 
 
-async def test_sdk_http_server_refuses_a_browser_preflight(sdk_url: str, gateway: LiveServer) -> None:
+async def test_sdk_http_server_refuses_a_browser_preflight(sdk_url: str, gateway: Gw) -> None:
     """The SDK's server sends no CORS headers, so a page cannot reach it; the gateway can be reached."""
     preflight = {
         "Origin": ORIGIN,
@@ -169,7 +151,7 @@ async def test_sdk_http_server_refuses_a_browser_preflight(sdk_url: str, gateway
     async with httpx.AsyncClient(timeout=LIMIT) as http:
         direct = await http.options(sdk_url, headers=preflight)
         assert "access-control-allow-origin" not in direct.headers
-        via_gateway = await http.options(_url(gateway, "sdk-http", "mcp"), headers=preflight)
+        via_gateway = await http.options(gateway.url("sdk-http", "mcp"), headers=preflight)
         assert via_gateway.status_code == 204
         assert via_gateway.headers["access-control-allow-origin"] == ORIGIN
 

@@ -1,0 +1,103 @@
+"""Helpers shared by the gateway integration tests: upstream entries, a live gateway, its clients.
+
+A gateway here is the demo app with only gateway upstreams, on a real uvicorn server (see
+``live_server``); its endpoints are ``/gateway/NAME/mcp`` and ``/gateway/NAME/ws``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import mcp_types as mt
+from live_server import LiveServer
+
+from devtools.transports import cpython_connect
+from pyodide_transport.client import Client
+from server_demo.app import AppConfig, create_app
+from server_demo.config import stateful_sse
+from server_demo.gateway import Gateway, GatewayEndpoint
+from server_demo.gateway_config import builtin_gateway_config, parse_gateway_config
+
+__all__ = ["HANDSHAKE", "Gw", "child_processes", "connect_gateway", "demo_upstream", "start_gateway", "tool_text"]
+
+HANDSHAKE = "2025-11-25"
+
+
+def demo_upstream(name: str = "demo-stdio", **extra: Any) -> dict[str, Any]:
+    """``{name: entry}``: the built-in ``demo-stdio`` upstream's command, plus ``extra`` settings."""
+    builtin = builtin_gateway_config().upstreams["demo-stdio"]
+    entry = {"command": builtin.command, "args": list(builtin.args), "env": dict(builtin.env), "cwd": builtin.cwd}
+    return {name: {**entry, **extra}}
+
+
+def tool_text(result: mt.CallToolResult) -> str:
+    """The text of a tool result's content, joined."""
+    return "".join(getattr(c, "text", "") for c in result.content)
+
+
+class Gw:
+    """A running gateway: its server and the app's ``Gateway``."""
+
+    def __init__(self, server: LiveServer, gateway: Gateway) -> None:
+        self.server = server
+        self.gateway = gateway
+
+    def url(self, name: str, kind: str = "mcp") -> str:
+        """The URL of upstream ``name``'s endpoint of ``kind`` (``mcp`` or ``ws``)."""
+        base = self.server.base if kind == "mcp" else self.server.base.replace("http:", "ws:")
+        return f"{base}/gateway/{name}/{kind}"
+
+    def endpoint(self, name: str) -> GatewayEndpoint:
+        """The gateway endpoint serving upstream ``name``."""
+        return next(e for e in self.gateway.endpoints if e.upstream.config.name == name)
+
+
+async def start_gateway(servers: dict[str, Any], **endpoint_options: Any) -> Gw:
+    """A started gateway of ``servers`` (an ``mcpServers`` mapping); stop it with ``gw.server.stop()``.
+
+    Each endpoint's config is ``stateful_sse(retry_ms=50, **endpoint_options)``.
+    """
+    options = {"retry_ms": 50, **endpoint_options}
+    config = AppConfig(
+        oauth=None,
+        gateway=parse_gateway_config({"mcpServers": servers}),
+        gateway_endpoint=lambda: stateful_sse(**options),
+    )
+    app = create_app(config=config)
+    server = LiveServer(app)
+    await server.start()
+    return Gw(server, app.state.gateway)
+
+
+async def connect_gateway(url: str, *, era: str | None = HANDSHAKE, **options: Any) -> Client:
+    """A connected client of ``url`` (30 s request timeout) speaking protocol version ``era``.
+
+    ``era`` None lets the client try 2026-07-28 first; an explicit ``protocol_version`` wins over ``era``.
+    """
+    if era is not None:
+        options.setdefault("protocol_version", era)
+    options.setdefault("request_timeout", 30)
+    return await cpython_connect(url, **options)
+
+
+def child_processes(argument: bytes | None = None) -> dict[int, list[bytes]]:
+    """This process's live (not zombie) children, pid to command line, in ``/proc`` order.
+
+    With ``argument``, only the children whose command line has it as one of its arguments.
+    """
+    found: dict[int, list[bytes]] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            status = (proc / "status").read_text()
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        parent = next((line.split()[1] for line in status.splitlines() if line.startswith("PPid:")), "")
+        state = next((line.split()[1] for line in status.splitlines() if line.startswith("State:")), "")
+        if parent == str(os.getpid()) and state != "Z" and (argument is None or argument in cmdline):
+            found[int(proc.name)] = cmdline
+    return found
