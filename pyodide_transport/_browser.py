@@ -896,6 +896,10 @@ _WORKERS: dict[str, Any] = {}
 def module_worker(url: str) -> Any:
     """The module ``Worker`` running ``url`` for this page: started on first use, shared by later connections.
 
+    A page that knows early it will want the worker (before its own Pyodide has booted) may start it
+    and register it in ``globalThis.pyodideTransportWorkers`` (a ``Map`` from the script's absolute
+    URL to the ``Worker``): it is adopted instead of starting a second one.
+
     A worker whose script fails (its ``error`` event) is forgotten, so the next connection starts a
     fresh one; the connections it served end with that error (their transports watch it).
 
@@ -905,10 +909,16 @@ def module_worker(url: str) -> Any:
     known = _WORKERS.get(url)
     if known is not None:
         return known
-    try:
-        worker: Any = js.Worker.new(url, to_js({"type": "module"}, dict_converter=js.Object.fromEntries))
-    except JsException as exc:
-        raise ConnectionClosedError(f"could not start the worker {url}: {exc}") from None
+    started: Any = getattr(js.globalThis, "pyodideTransportWorkers", None)  # a page may start it early (a Map)
+    worker: Any = None
+    if started is not None and started.has(url):
+        worker = started.get(url)
+        started.delete(url)
+    else:
+        try:
+            worker = js.Worker.new(url, to_js({"type": "module"}, dict_converter=js.Object.fromEntries))
+        except JsException as exc:
+            raise ConnectionClosedError(f"could not start the worker {url}: {exc}") from None
 
     def forget(_event: Any) -> None:
         if _WORKERS.get(url) is worker:

@@ -41,6 +41,8 @@ def test_the_explorer_uses_the_in_browser_server_on_a_static_host(page: Page, st
     expect(page.get_by_test_id("transport-select")).to_have_value("in-browser")
     expect(page.get_by_test_id("connection-note")).to_contain_text("using the in-browser demo server")
     expect(page.get_by_test_id("endpoint-url")).to_have_text("worker:./server-worker.js")
+    # started early by assets/prestart-worker.js (beside the page's own boot), then adopted, not started twice
+    assert page.evaluate("globalThis.pyodideTransportWorkers && globalThis.pyodideTransportWorkers.size") == 0
     expect(page.get_by_test_id("server-name")).to_contain_text("pyodide-transport demo server")
     expect(page.get_by_test_id("gateway-row")).to_be_hidden()
     expect(page.get_by_test_id("tool-list")).to_contain_text("calculate", timeout=CALL)
