@@ -83,20 +83,30 @@ def _worker_transport(url: str, **options: Any) -> Transport:
     return MessagePortTransport(connect_worker(worker), owner=worker, **options)
 
 
+def _transport_class(url: str) -> type[Transport]:
+    """The transport class ``url``'s scheme picks.
+
+    Raises:
+        LocalProtocolError: The URL scheme is not http, https, ws, wss or worker.
+    """
+    if url.startswith(WORKER_SCHEME):
+        return MessagePortTransport
+    cls = _TRANSPORTS.get(urlsplit(_resolve(url)).scheme.lower())
+    if cls is None:
+        raise LocalProtocolError(f"cannot connect to {url!r}: the scheme must be http, https, ws, wss or worker")
+    return cls
+
+
 def transport_for(url: str, **options: Any) -> Transport:
     """Build the transport for ``url`` (``options`` are the transport's own).
 
     Raises:
         LocalProtocolError: The URL scheme is not http, https, ws, wss or worker.
     """
-    if url.startswith(WORKER_SCHEME):
+    cls = _transport_class(url)
+    if cls is MessagePortTransport:
         return _worker_transport(url, **options)
-    url = _resolve(url)
-    scheme = urlsplit(url).scheme.lower()
-    cls = _TRANSPORTS.get(scheme)
-    if cls is None:
-        raise LocalProtocolError(f"cannot connect to {url!r}: the scheme must be http, https, ws, wss or worker")
-    transport: Transport = cls(url, **options)
+    transport: Transport = cls(_resolve(url), **options)  # type: ignore[call-arg]
     return transport
 
 
@@ -121,17 +131,8 @@ async def connect(url: str, *, wrap: Callable[[Transport], Transport] | None = N
         LocalProtocolError: An unsupported URL scheme.
         TransportError: Connecting or negotiating failed (the transport is closed again).
     """
-    transport: Transport
-    if url.startswith(WORKER_SCHEME):
-        transport_opts, client_opts = split_options(MessagePortTransport, options)
-        transport = _worker_transport(url, **transport_opts)
-    else:
-        url = _resolve(url)
-        cls = _TRANSPORTS.get(urlsplit(url).scheme.lower())
-        if cls is None:
-            raise LocalProtocolError(f"cannot connect to {url!r}: the scheme must be http, https, ws, wss or worker")
-        transport_opts, client_opts = split_options(cls, options)
-        transport = cls(url, **transport_opts)
+    transport_opts, client_opts = split_options(_transport_class(url), options)
+    transport = transport_for(url, **transport_opts)
     if wrap is not None:
         transport = wrap(transport)
     client = Client(transport, **client_opts)
