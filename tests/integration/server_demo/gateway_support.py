@@ -7,6 +7,7 @@ A gateway here is the demo app with only gateway upstreams, on a real uvicorn se
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,49 @@ from server_demo.config import stateful_sse
 from server_demo.gateway import Gateway, GatewayEndpoint
 from server_demo.gateway_config import builtin_gateway_config, parse_gateway_config
 
-__all__ = ["HANDSHAKE", "Gw", "child_processes", "connect_gateway", "demo_upstream", "start_gateway", "tool_text"]
+__all__ = [
+    "HANDSHAKE",
+    "Gw",
+    "child_processes",
+    "connect_gateway",
+    "demo_upstream",
+    "start_gateway",
+    "stdio_server",
+    "tool_text",
+]
 
 HANDSHAKE = "2025-11-25"
+
+
+def stdio_server(
+    name: str, call: str, *, capabilities: str = '{"tools": {}}', tools: str = "[]", prelude: str = ""
+) -> str:
+    """The source of a tiny line-delimited stdio MCP server, for ``python -c`` (it starts in milliseconds).
+
+    ``initialize`` answers as ``name`` with ``capabilities``, ``tools/list`` with ``tools`` (Python
+    expressions), and ``tools/call`` runs ``call``: statements that set ``result`` (``msg`` is the
+    request; ``out(message)`` writes any other message first). ``prelude`` runs once at start.
+    """
+    body = textwrap.indent(textwrap.dedent(call).strip(), " " * 8)
+    return f"""import json, os, sys
+def out(msg):
+    print(json.dumps(msg), flush=True)
+{textwrap.dedent(prelude).strip()}
+for line in sys.stdin:
+    msg = json.loads(line)
+    if "id" not in msg or "method" not in msg:
+        continue
+    if msg["method"] == "initialize":
+        result = {{"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {capabilities},
+                  "serverInfo": {{"name": {name!r}, "version": "0"}}}}
+    elif msg["method"] == "tools/list":
+        result = {{"tools": {tools}}}
+    elif msg["method"] == "tools/call":
+{body}
+    else:
+        result = {{}}
+    out({{"jsonrpc": "2.0", "id": msg["id"], "result": result}})
+"""
 
 
 def demo_upstream(name: str = "demo-stdio", **extra: Any) -> dict[str, Any]:

@@ -15,7 +15,16 @@ from typing import Any
 import httpx
 import mcp_types as mt
 import pytest
-from gateway_support import HANDSHAKE, Gw, child_processes, connect_gateway, demo_upstream, start_gateway, tool_text
+from gateway_support import (
+    HANDSHAKE,
+    Gw,
+    child_processes,
+    connect_gateway,
+    demo_upstream,
+    start_gateway,
+    stdio_server,
+    tool_text,
+)
 from live_server import LiveServer, free_port
 
 from devtools.reliability import until
@@ -28,26 +37,16 @@ SECRET = "s3cr3t-value-that-must-not-leak"
 SECRET_AUTH = "Bearer browser-token-xyz"
 
 # An upstream that prints what it received in its environment and headers: a tiny stdio MCP server.
-ENV_PROBE = r"""
-import json, os, sys
-for line in sys.stdin:
-    msg = json.loads(line)
-    if "id" not in msg or "method" not in msg:
-        continue
-    if msg["method"] == "initialize":
-        result = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
-                  "serverInfo": {"name": "probe", "version": "0"}}
-    elif msg["method"] == "tools/list":
-        result = {"tools": [{"name": "env", "inputSchema": {"type": "object"}}]}
-    elif msg["method"] == "tools/call":
-        seen = {"has_secret": os.environ.get("PROBE_SECRET") == sys.argv[1],
-                "leaked": sorted(k for k in os.environ if k not in ("PROBE_SECRET", "PATH", "HOME", "LANG", "LC_ALL",
-                                 "LC_CTYPE", "TMPDIR", "TZ", "TEMP", "TMP", "SYSTEMROOT", "PYTHONPATH"))}
-        result = {"content": [{"type": "text", "text": json.dumps(seen)}]}
-    else:
-        result = {}
-    print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}), flush=True)
-"""
+ENV_PROBE = stdio_server(
+    "probe",
+    """
+    seen = {"has_secret": os.environ.get("PROBE_SECRET") == sys.argv[1],
+            "leaked": sorted(k for k in os.environ if k not in ("PROBE_SECRET", "PATH", "HOME", "LANG", "LC_ALL",
+                             "LC_CTYPE", "TMPDIR", "TZ", "TEMP", "TMP", "SYSTEMROOT", "PYTHONPATH"))}
+    result = {"content": [{"type": "text", "text": json.dumps(seen)}]}
+    """,
+    tools='[{"name": "env", "inputSchema": {"type": "object"}}]',
+)
 
 
 @pytest.fixture
@@ -279,22 +278,13 @@ async def test_process_limit_and_rate_limit(gw: Gw) -> None:
 
 
 # A cheap stdio MCP server (50 of them start in well under a second): ``echo`` answers with its text and pid.
-ECHO_SERVER = r"""
-import json, os, sys
-for line in sys.stdin:
-    msg = json.loads(line)
-    if "id" not in msg or "method" not in msg:
-        continue
-    if msg["method"] == "initialize":
-        result = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
-                  "serverInfo": {"name": "echo", "version": "0"}}
-    elif msg["method"] == "tools/call":
-        text = json.dumps({"pid": os.getpid(), "text": msg["params"]["arguments"]["message"]})
-        result = {"content": [{"type": "text", "text": text}]}
-    else:
-        result = {}
-    print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}), flush=True)
-"""
+ECHO_SERVER = stdio_server(
+    "echo",
+    """
+    text = json.dumps({"pid": os.getpid(), "text": msg["params"]["arguments"]["message"]})
+    result = {"content": [{"type": "text", "text": text}]}
+    """,
+)
 
 
 async def test_fifty_concurrent_sessions_over_one_stdio_upstream_no_cross_talk() -> None:

@@ -21,7 +21,16 @@ from typing import Any
 import httpx
 import mcp_types as mt
 import pytest
-from gateway_support import HANDSHAKE, Gw, child_processes, connect_gateway, demo_upstream, start_gateway, tool_text
+from gateway_support import (
+    HANDSHAKE,
+    Gw,
+    child_processes,
+    connect_gateway,
+    demo_upstream,
+    start_gateway,
+    stdio_server,
+    tool_text,
+)
 from live_server import LiveServer, free_port, modern_body, modern_headers, sse_events
 
 from devtools.reliability import until
@@ -38,28 +47,16 @@ HEADER_SECRET = "hdr-s3cr3t-9a7c-must-not-leak"
 ORIGIN = {"Origin": "http://127.0.0.1:1"}
 
 # A tiny stdio MCP server whose tool ``change`` announces that its tool, resource and prompt lists changed.
-LIST_CHANGER = r"""
-import json, sys
-def out(msg):
-    print(json.dumps(msg), flush=True)
-for line in sys.stdin:
-    msg = json.loads(line)
-    if "id" not in msg or "method" not in msg:
-        continue
-    if msg["method"] == "initialize":
-        caps = {k: {"listChanged": True} for k in ("tools", "resources", "prompts")}
-        result = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": caps,
-                  "serverInfo": {"name": "changer", "version": "0"}}
-    elif msg["method"] == "tools/list":
-        result = {"tools": [{"name": "change", "inputSchema": {"type": "object"}}]}
-    elif msg["method"] == "tools/call":
-        for kind in ("tools", "resources", "prompts"):
-            out({"jsonrpc": "2.0", "method": f"notifications/{kind}/list_changed"})
-        result = {"content": [{"type": "text", "text": "changed"}]}
-    else:
-        result = {}
-    out({"jsonrpc": "2.0", "id": msg["id"], "result": result})
-"""
+LIST_CHANGER = stdio_server(
+    "changer",
+    """
+    for kind in ("tools", "resources", "prompts"):
+        out({"jsonrpc": "2.0", "method": f"notifications/{kind}/list_changed"})
+    result = {"content": [{"type": "text", "text": "changed"}]}
+    """,
+    capabilities='{k: {"listChanged": True} for k in ("tools", "resources", "prompts")}',
+    tools='[{"name": "change", "inputSchema": {"type": "object"}}]',
+)
 
 
 async def _connect(url: str, era: str | None = HANDSHAKE, **options: Any) -> Client:
@@ -267,23 +264,14 @@ async def test_breaker_opens_when_the_upstream_dies_and_closes_when_it_is_back()
 
 # A cheap stdio MCP server (starts in milliseconds): ``echo`` answers with its text. With GW_SECRET set it
 # first prints it on stderr, which the gateway logs at DEBUG (scrubbed).
-TINY = r"""
-import json, os, sys
-if os.environ.get("GW_SECRET"):
-    print("my token is " + os.environ["GW_SECRET"], file=sys.stderr, flush=True)
-for line in sys.stdin:
-    msg = json.loads(line)
-    if "id" not in msg or "method" not in msg:
-        continue
-    if msg["method"] == "initialize":
-        result = {"protocolVersion": msg["params"]["protocolVersion"], "capabilities": {"tools": {}},
-                  "serverInfo": {"name": "tiny", "version": "0"}}
-    elif msg["method"] == "tools/call":
-        result = {"content": [{"type": "text", "text": msg["params"]["arguments"]["message"]}]}
-    else:
-        result = {}
-    print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": result}), flush=True)
-"""
+TINY = stdio_server(
+    "tiny",
+    'result = {"content": [{"type": "text", "text": msg["params"]["arguments"]["message"]}]}',
+    prelude="""
+    if os.environ.get("GW_SECRET"):
+        print("my token is " + os.environ["GW_SECRET"], file=sys.stderr, flush=True)
+    """,
+)
 TINY_CMDLINE = [sys.executable.encode(), b"-c", TINY.encode(), b""]
 
 
