@@ -131,6 +131,27 @@ def find_chromium(py: Path) -> str:
     return ""
 
 
+DEBIAN_SERVICES = {"redis-server": "redis-server", "haproxy": "haproxy", "wrk": "wrk"}
+"""Programs the tests and benchmarks start (program -> Debian package)."""
+
+
+def ensure_services() -> None:
+    """Install Redis, HAProxy and wrk from Debian's apt when they are missing (as root on Debian).
+
+    Elsewhere a missing program is reported; the tests that need it then fail with that name.
+    """
+    missing = [
+        pkg for prog, pkg in DEBIAN_SERVICES.items() if not (shutil.which(prog) or Path("/usr/sbin", prog).exists())
+    ]
+    if not missing:
+        return
+    if Path("/etc/debian_version").exists() and hasattr(os, "geteuid") and os.geteuid() == 0:
+        run(["apt-get", "update", "-qq"])
+        run(["apt-get", "install", "-y", "-qq", *missing], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    else:
+        log(f"missing programs (install them): {', '.join(missing)}")
+
+
 # --- site -------------------------------------------------------------------------------------
 
 
@@ -428,6 +449,7 @@ def cmd_test(args: argparse.Namespace) -> None:
     py = ensure_venv("dev")
     ensure_npm()
     chromium = find_chromium(py)
+    ensure_services()
     build_site(py)
     env = {**os.environ, "PT_CHROMIUM": chromium, "PYTHONUNBUFFERED": "1"}
     log(f"python {platform.python_version()}, chromium: {chromium or 'Playwright bundled'}")
@@ -440,6 +462,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     py = ensure_venv("dev")
     ensure_npm()  # the TypeScript SDK and esbuild, bundled for the bench page by the benchmarks
     chromium = find_chromium(py)
+    ensure_services()
     build_site(py)
     env = {**os.environ, "PT_CHROMIUM": chromium, "PYTHONUNBUFFERED": "1"}
     opts = [f"--{k.replace('_', '-')}" for k in ("publish", "quick") if getattr(args, k)]

@@ -12,6 +12,7 @@ import pytest
 
 from devtools import DIST, ROOT
 from devtools.servers import DemoServer
+from devtools.services import RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +25,29 @@ def demo_server() -> Iterator[DemoServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One ``redis-server`` for the session, on a free port of 127.0.0.1 (in memory only)."""
+    server = RedisServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> Iterator[str]:
+    """The session's Redis, emptied for this test (``FLUSHALL`` before it)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    yield redis_server.url
 
 
 _TIER_ORDER = ("unit", "integration", "fuzz", "security", "faults", "load", "conformance", "pyodide", "e2e")
