@@ -100,14 +100,17 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=300, help="sequential calls per client run (x2 concurrent)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per client/server config")
     parser.add_argument("--cold-reps", type=int, default=3, help="cold loads per page")
-    parser.add_argument("--server-calls", type=int, default=500, help="calls per server run at c=1 (x3 at c=16)")
+    parser.add_argument(
+        "--server-calls", type=int, default=500, help="unused since wrk drives part 3 (kept for old command lines)"
+    )
+    parser.add_argument("--wrk-duration", type=float, default=5.0, help="seconds per wrk run in part 3")
     parser.add_argument("--parts", default="1,2,3,4", help="which parts to run, e.g. 1,3")
     parser.add_argument("--quick", action="store_true", help="tiny counts: check the harness, not the numbers")
     parser.add_argument("--publish", action="store_true", help="also update README.md and benchmarks/latest.png")
     parser.add_argument("--from-json", type=Path, help="re-render a saved results file (no measuring)")
     args = parser.parse_args()
     if args.quick:
-        args.calls, args.rounds, args.cold_reps, args.server_calls = 30, 1, 1, 60
+        args.calls, args.rounds, args.cold_reps, args.server_calls, args.wrk_duration = 30, 1, 1, 60, 1.0
     parts = {int(p) for p in args.parts.split(",") if p.strip()}
     if args.chromium is None:  # not set: Debian's if present; "" (from build.py): Playwright's own
         args.chromium = "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else ""
@@ -126,7 +129,7 @@ def main() -> None:
             "calls": args.calls,
             "rounds": args.rounds,
             "cold_reps": args.cold_reps,
-            "server_calls": args.server_calls,
+            "wrk_duration_s": args.wrk_duration,
             "quick": args.quick,
         },
     }
@@ -158,11 +161,12 @@ def main() -> None:
             log("CPython: session-layer split and profile")
             results["client"]["cpython"] = cpython_profile(2000)
     if 3 in parts:
-        log("part 3: server_demo vs the Python SDK server")
+        log("part 3: server_demo vs the Python SDK server and the bare-ASGI floor, under wrk")
         results["server"] = {
-            "throughput": servers.throughput(site, args.server_calls, args.rounds),
+            "throughput": servers.throughput(site, args.wrk_duration, args.rounds),
             "memory": servers.idle_session_memory(site),
-            "profiles": servers.server_profiles(site, RESULTS, args.server_calls * 2),
+            "profiles": servers.server_profiles(site, RESULTS, args.wrk_duration),
+            "scaling": servers.scaling(site, args.wrk_duration, args.rounds),
         }
     if 4 in parts:
         results["payload"] = payload.payload(site)
@@ -185,9 +189,14 @@ def publish(results: dict[str, Any], chromium: str | None, stamp: str, readme: b
     for suffix, src in ((".json", json_path), (".md", RESULTS / f"bench-{stamp}.md"), (".png", png)):
         shutil.copy2(src, RESULTS / f"latest{suffix}")
     if readme:
-        shutil.copy2(png, ROOT / "benchmarks" / "latest.png")
-        report.update_readme(ROOT / "README.md", text)
-        log("README.md Performance block and benchmarks/latest.png updated")
+        partial = not all(results.get(key) for key in ("client", "cold_start", "server", "payload"))
+        if partial:  # keep the README's other parts (and the chart, which would lose their panels)
+            report.update_readme(ROOT / "README.md", report.merge_block(report.readme_block(ROOT / "README.md"), text))
+            log("README.md Performance block updated for the parts measured (benchmarks/latest.png kept)")
+        else:
+            shutil.copy2(png, ROOT / "benchmarks" / "latest.png")
+            report.update_readme(ROOT / "README.md", text)
+            log("README.md Performance block and benchmarks/latest.png updated")
     print(text, flush=True)
     log(f"results: {json_path} (+ .md, .png)")
 

@@ -50,6 +50,23 @@ __all__ = [
 TransportMessage: TypeAlias = JSONRPCRequest | JSONRPCNotification | JSONRPCResponse | JSONRPCError
 """Any JSON-RPC message a transport carries: request, notification, result or error response."""
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+"""``json.dumps`` with these options builds a new encoder on every call; one made once does the same."""
+_DECODER = json.JSONDecoder()
+"""What ``json.loads`` uses for text (its default decoder)."""
+
+
+def _loads(data: str | bytes) -> Any:
+    """``json.loads(data)``, minus its encoding detection when ``data`` is bytes that can only be UTF-8.
+
+    ``json.loads`` reads bytes as UTF-8 unless they start with a BOM or have a NUL in the first two
+    bytes (UTF-16/32): bytes starting with ``{`` or ``[`` and no NUL next are UTF-8 for it too.
+    Anything else, and ``str``, takes ``json.loads`` itself.
+    """
+    if type(data) is bytes and data[:1] in (b"{", b"[") and len(data) > 1 and data[1]:
+        return _DECODER.decode(data.decode("utf-8", "surrogatepass"))
+    return json.loads(data)
+
 
 def message_from_obj(obj: object) -> TransportMessage:
     """Validate one decoded JSON value as a JSON-RPC message.
@@ -154,7 +171,7 @@ def encode_message(message: TransportMessage) -> str:
         if message.params is not None:
             obj["params"] = message.params
     try:
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return _ENCODER.encode(obj)
     except (TypeError, ValueError):
         return message.model_dump_json(by_alias=True, exclude_none=True)
 
@@ -227,7 +244,7 @@ def decode_or_error(
         ``(messages, was_batch)``, with at least one message; or the error response to send.
     """
     try:
-        obj = json.loads(data)
+        obj = _loads(data)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError; RecursionError: deep nesting
         return error_response(None, PARSE_ERROR, f"Parse error: the {what} is not valid JSON")
     batch = allow_batch and isinstance(obj, list)

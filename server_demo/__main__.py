@@ -1,8 +1,9 @@
 """``python -m server_demo``: serve every endpoint and the built site, or speak stdio.
 
 Binds 127.0.0.1 by default; ``--allow-origin`` adds browser origins beyond
-the loopback defaults; ``--event-store sqlite:PATH`` keeps SSE events and
-sessions in SQLite so resumption survives a restart; ``--stdio`` speaks
+the loopback defaults; ``--store sqlite:PATH`` keeps SSE events and
+sessions in SQLite so resumption survives a restart, ``--store redis://HOST:PORT/DB``
+keeps them in Redis so replicas behind any load balancer serve the same sessions; ``--stdio`` speaks
 line-delimited JSON-RPC on stdin/stdout instead (logs go to stderr).
 OAuth (``/mcp/protected`` and its authorization server under ``/oauth``) is on
 unless ``--no-oauth``. ``/ws/encrypted`` (every frame an AES-256-GCM envelope) is on unless
@@ -12,7 +13,10 @@ unless ``--no-oauth``. ``/ws/encrypted`` (every frame an AES-256-GCM envelope) i
 ``--gateway FILE`` offers the upstream MCP servers of an ``mcpServers`` JSON file at
 ``/gateway/NAME/mcp`` and ``/gateway/NAME/ws`` (listed at ``/gateway``); without it one built-in
 upstream, ``demo-stdio`` (this interpreter running ``-m server_demo --stdio``), is offered;
-``--no-gateway`` offers none.
+``--no-gateway`` offers none. ``--backend redis-queue --redis URL`` hands ``/mcp``, ``/mcp/json``,
+``/mcp/stateless`` and ``/ws`` to a pool of queue workers, each started with
+``python -m server_demo worker --redis URL [--capability NAME ...] [--visibility-timeout SECONDS]``
+(:mod:`server_demo.queue_worker`).
 """
 
 from __future__ import annotations
@@ -97,6 +101,25 @@ def encryption_config(args: argparse.Namespace) -> EncryptionConfig | None:
     return config
 
 
+def _agree_with_replicas(url: str, *, secret: bool = True) -> bytes:
+    """Reach Redis now (a clear exit if it cannot be) and get the key every replica signs ``requestState`` with."""
+    from .sse.event_store import StoreUnavailableError
+    from .sse.redis_store import RedisStore
+
+    async def agree() -> bytes:
+        store = RedisStore(url)
+        try:
+            await store.ping()
+            return await store.shared_secret("request-state") if secret else b""
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(agree())
+    except StoreUnavailableError as exc:
+        raise SystemExit(f"python -m server_demo: cannot reach Redis at {url}: {exc.__cause__}") from None
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(prog="python -m server_demo", description=__doc__)
@@ -108,10 +131,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--allow-host", action="append", default=[], metavar="HOST", help="extra allowed Host")
     parser.add_argument(
+        "--store",
         "--event-store",
+        dest="store",
         default="memory",
         metavar="SPEC",
-        help="SSE event store of /mcp: memory (default) or sqlite:PATH (sessions and resumption survive a restart)",
+        help="sessions and SSE events of /mcp: memory (default), sqlite:PATH (they survive a restart) or "
+        "redis://HOST:PORT/DB (replicas share them; also /mcp/json's sessions)",
     )
     parser.add_argument(
         "--session-idle-timeout",
@@ -154,13 +180,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--no-gateway", action="store_true", help="serve no /gateway endpoints")
     parser.add_argument("--stdio", action="store_true", help="speak MCP over stdin/stdout instead of HTTP")
+    parser.add_argument(
+        "--backend",
+        choices=("core", "redis-queue"),
+        default="core",
+        help="who serves /mcp, /mcp/json, /mcp/stateless and /ws: the in-process core (default) or queue workers",
+    )
+    parser.add_argument("--redis", default=None, metavar="URL", help="the worker queue's Redis (--backend redis-queue)")
     parser.add_argument("--log-level", default="info", help="logging level (default info)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the server."""
+    """Run the server (``worker ...``: a queue worker, see :mod:`server_demo.queue_worker`)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["worker"]:
+        from .queue_worker import main as worker_main
+
+        worker_main(argv[1:])
+        return
     args = parse_args(argv)
+    if args.backend == "redis-queue" and not args.redis:
+        raise SystemExit("python -m server_demo: --backend redis-queue needs --redis URL")
     logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     from .demo import build_demo_server
 
@@ -181,12 +222,23 @@ def main(argv: list[str] | None = None) -> None:
     security = SecurityConfig(
         allowed_origins=(*DEFAULT_ALLOWED_ORIGINS, *args.allow_origin), allowed_hosts=tuple(hosts)
     )
-    from .sse.sqlite_store import event_store_from_spec
+    from .sse.spec import store_from_spec
 
     try:
-        store = event_store_from_spec(args.event_store)
+        store = store_from_spec(args.store)
     except ValueError as exc:
         raise SystemExit(f"python -m server_demo: {exc}") from None
+    server = build_demo_server()
+    backend = None
+    if args.backend == "redis-queue":
+        from .queue_backend import QueueBackend
+        from .queue_worker import build_worker_server
+
+        _agree_with_replicas(args.redis, secret=False)  # one clear line now if the queue's Redis is not there
+        server = build_worker_server()  # the workers' registry: the front door's header checks read it
+        backend = QueueBackend(args.redis)
+    if store.shared:
+        server.state_key = _agree_with_replicas(args.store)
     from .gateway_config import GatewayConfigError, builtin_gateway_config, load_gateway_config
 
     try:
@@ -201,15 +253,16 @@ def main(argv: list[str] | None = None) -> None:
         site_dir=site,
         security=security,
         sse=stateful_sse(**endpoint, event_store=store),
-        json=stateful_json(**endpoint),
+        json=stateful_json(**endpoint, **({"event_store": store} if store.shared else {})),
         stateless=stateless_json(**endpoint),
         protected=stateful_sse(**endpoint),
         oauth=None if args.no_oauth else OAuthConfig(token_lifetime=args.token_lifetime),
         encryption=encryption_config(args),
         gateway=gateway,
         gateway_endpoint=lambda: stateful_sse(**endpoint),
+        backend=backend,
     )
-    app = create_app(build_demo_server(), config)
+    app = create_app(server, config)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"pyodide-transport demo server on http://{shown}:{args.port}/", flush=True)
     protected = "  /mcp/protected (OAuth)" if config.oauth is not None else ""
@@ -223,6 +276,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     if gateway is not None:
         print(f"  gateway: /gateway  upstreams: {', '.join(gateway.upstreams) or '(none)'}", flush=True)
+    if backend is not None:
+        print(f"  backend: redis-queue (/mcp, /mcp/json, /mcp/stateless, /ws -> {backend.link.inbox})", flush=True)
     logging.getLogger("uvicorn.access").addFilter(_RedactSecrets())
     uvicorn.run(
         app,

@@ -21,6 +21,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -114,6 +115,29 @@ class CSPMiddleware:
             await response(scope, receive, send_with_csp)
 
 
+class Backend(Protocol):
+    """Serves ``/mcp``, ``/mcp/json``, ``/mcp/stateless`` and ``/ws`` instead of the in-process core.
+
+    :class:`server_demo.queue_backend.QueueBackend` (``--backend redis-queue``) hands them to a worker pool.
+    """
+
+    def http_endpoint(self, server: Server, config: StreamableHttpServerConfig) -> StreamableHttpEndpoint:
+        """One Streamable HTTP endpoint."""
+        ...
+
+    def websocket(self, server: Server, security: SecurityConfig, max_message_bytes: int) -> Any:
+        """The ``/ws`` endpoint."""
+        ...
+
+    async def start(self) -> None:
+        """Connect (the app's startup)."""
+        ...
+
+    async def close(self) -> None:
+        """Disconnect (the app's shutdown)."""
+        ...
+
+
 @dataclass
 class AppConfig:
     """What :func:`create_app` serves.
@@ -132,6 +156,8 @@ class AppConfig:
             (:mod:`server_demo.gateway`); None serves no gateway.
         gateway_endpoint: Makes each ``/gateway/NAME/mcp`` endpoint's config (default
             :func:`~server_demo.config.stateful_sse` with ``security``).
+        backend: Serves ``/mcp``, ``/mcp/json``, ``/mcp/stateless`` and ``/ws`` instead of ``server``
+            (:class:`Backend`); None: the in-process core.
     """
 
     site_dir: Path | None = None
@@ -145,6 +171,7 @@ class AppConfig:
     encryption: EncryptionConfig | None = None
     gateway: GatewayConfig | None = None
     gateway_endpoint: Callable[[], StreamableHttpServerConfig] | None = None
+    backend: Backend | None = None
 
 
 _INDEX = """<!doctype html><meta charset="utf-8"><title>pyodide-transport demo server</title>
@@ -165,6 +192,30 @@ def encrypted_endpoint(server: Server, security: SecurityConfig, config: AppConf
     return websocket_endpoint(server, security, config.max_ws_message_bytes, codec=codec, on_wire=encryption.on_wire)
 
 
+class _App(Starlette):
+    """Starlette with a short way in for the Streamable HTTP endpoints.
+
+    An HTTP request whose path is exactly one of ``direct``'s goes straight to that endpoint: it is a
+    complete ASGI app that answers every method and error itself, so Starlette's error and exception
+    middleware and the route scan in front of it only cost time (a fifth of a call to the ``echo``
+    tool). Everything else (other paths, a trailing slash, WebSocket, lifespan) takes Starlette's way.
+    """
+
+    def __init__(self, direct: dict[str, ASGIApp], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.direct = direct
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one connection event: an MCP endpoint's request directly, anything else through Starlette."""
+        if scope["type"] == "http" and not scope.get("root_path"):
+            endpoint = self.direct.get(scope["path"])
+            if endpoint is not None:
+                scope["app"] = self
+                await endpoint(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(server: Server | None = None, config: AppConfig | None = None) -> Starlette:
     """Build the ASGI app serving every endpoint (and the site, if ``config.site_dir`` exists).
 
@@ -174,10 +225,12 @@ def create_app(server: Server | None = None, config: AppConfig | None = None) ->
     server = server or build_demo_server()
     config = config or AppConfig()
     security = config.security
+    backend = config.backend
+    make = backend.http_endpoint if backend is not None else StreamableHttpEndpoint
     endpoints = [
-        ("/mcp", StreamableHttpEndpoint(server, config.sse or stateful_sse(security=security))),
-        ("/mcp/json", StreamableHttpEndpoint(server, config.json or stateful_json(security=security))),
-        ("/mcp/stateless", StreamableHttpEndpoint(server, config.stateless or stateless_json(security=security))),
+        ("/mcp", make(server, config.sse or stateful_sse(security=security))),
+        ("/mcp/json", make(server, config.json or stateful_json(security=security))),
+        ("/mcp/stateless", make(server, config.stateless or stateless_json(security=security))),
     ]
     routes: list[Route | WebSocketRoute | Mount] = [Route(path, endpoint) for path, endpoint in endpoints]
     provider = None
@@ -189,7 +242,10 @@ def create_app(server: Server | None = None, config: AppConfig | None = None) ->
         guard = BearerGuard(protected, provider, protected_config.security, protected_config.max_body_bytes)
         routes.append(Route(PROTECTED_PATH, guard))
         routes.extend(Route(path, CSPMiddleware(oauth_app)) for path, oauth_app in provider.routes())
-    routes.append(WebSocketRoute("/ws", websocket_endpoint(server, security, config.max_ws_message_bytes)))
+    ws = (backend.websocket if backend is not None else websocket_endpoint)(
+        server, security, config.max_ws_message_bytes
+    )
+    routes.append(WebSocketRoute("/ws", ws))
     if config.encryption is not None:
         routes.append(WebSocketRoute(ENCRYPTED_WS_PATH, encrypted_endpoint(server, security, config)))
     gateway = Gateway(config.gateway) if config.gateway is not None else None
@@ -207,6 +263,8 @@ def create_app(server: Server | None = None, config: AppConfig | None = None) ->
         if gateway is not None and gateway.endpoints:
             idle = gateway.endpoints[0].config.session_idle_timeout
             sweeper = asyncio.create_task(gateway.sweep_idle(min(max(idle / 4, 0.05), 30.0)))
+        if backend is not None:
+            await backend.start()
         try:
             yield
         finally:
@@ -216,8 +274,10 @@ def create_app(server: Server | None = None, config: AppConfig | None = None) ->
                 await endpoint.close()
             if gateway is not None:
                 await gateway.close()
+            if backend is not None:
+                await backend.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = _App(dict(endpoints[:3]), routes=routes, lifespan=lifespan)
     app.state.endpoints = dict(endpoints)
     app.state.server = server
     app.state.oauth = provider

@@ -61,6 +61,7 @@ from .dispatch import (
     Initialize,
     Reply,
     SessionState,
+    TextToolResult,
     check_tool_arguments,
     duplicate_request_error,
     error_for,
@@ -109,6 +110,9 @@ ServeResult: TypeAlias = BaseModel
 ModelT = TypeVar("ModelT", bound=BaseModel)
 _SUBSCRIPTION_ID_META_KEY = "io.modelcontextprotocol/subscriptionId"
 WatchCallback: TypeAlias = Callable[[str], Awaitable[None]]
+
+_NO_CAPABILITIES = mt.ClientCapabilities()
+"""What a session assumes before ``initialize`` (shared: sessions replace it, never change it)."""
 
 _INPUT_REQUEST_MODELS: dict[str, type[mt.CreateMessageRequest | mt.ListRootsRequest | mt.ElicitRequest]] = {
     "sampling/createMessage": mt.CreateMessageRequest,
@@ -231,6 +235,7 @@ class Server:
         self._watchers: dict[str, set[WatchCallback]] = {}
         self.state_key = secrets.token_bytes(32)  # signs the requestState of input-required rounds
         self._watch_listeners: list[Callable[[str, int], None]] = []
+        self._update_listeners: list[Callable[[str], Awaitable[None]]] = []
 
     # -- registration -------------------------------------------------------------------------
     def tool(
@@ -339,9 +344,13 @@ class Server:
         for listener in self._watch_listeners:
             listener(uri, self.watcher_count(uri))
 
+    def on_resource_updated(self, listener: Callable[[str], Awaitable[None]]) -> None:
+        """Also await ``listener(uri)`` on every update (a shared store tells subscribers on other replicas)."""
+        self._update_listeners.append(listener)
+
     async def notify_resource_updated(self, uri: str) -> None:
         """Tell every subscriber of ``uri`` that it changed."""
-        for callback in list(self._watchers.get(uri, ())):
+        for callback in [*self._watchers.get(uri, ()), *self._update_listeners]:
             try:
                 await callback(uri)
             except Exception:  # one broken subscriber must not starve the others
@@ -584,7 +593,7 @@ class ServerSession:
         self._sink = sink
         self.back_channel = back_channel
         self.protocol_version = protocol_version
-        self.client_capabilities = mt.ClientCapabilities()
+        self.client_capabilities = _NO_CAPABILITIES
         self.client_info: mt.Implementation | None = None
         self.log_level: str | None = "debug"
         self.closed = False
@@ -595,6 +604,11 @@ class ServerSession:
         self._pending: dict[RequestId, asyncio.Future[dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self._unwatch: dict[str, Callable[[], None]] = {}
+        self.request_id_prefix = "srv-"
+        """Of the ids of server-to-client requests (replicas put their own name in it, to get the answers back)."""
+        self.subscription_hook: Callable[[str, bool], Awaitable[None]] | None = None
+        """Set by a shell whose subscriptions live in a shared store: ``hook(uri, subscribed)``; the
+        store's owner then delivers the updates (the local watch only keeps the resource's watcher count)."""
 
     @property
     def initialized(self) -> bool:
@@ -629,7 +643,7 @@ class ServerSession:
         """
         if not self.back_channel:
             raise NoBackChannelError(INVALID_REQUEST, f"cannot send {method} to the client on this transport")
-        request_id: RequestId = f"srv-{next(self._ids)}"
+        request_id: RequestId = f"{self.request_id_prefix}{next(self._ids)}"
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
@@ -736,14 +750,14 @@ class ServerSession:
             request_state=route.request_state,
         )
         self._contexts[req.id] = ctx
-        result: BaseModel
+        result: BaseModel | TextToolResult
         try:
             result = await self._call_handler(ctx, route.request)
         except InputRequired as need:
             if route.era != "modern":
                 raise
             result = mt.InputRequiredResult(input_requests=need.input_requests, request_state=need.request_state)
-        return finish_result(route, result, self.server.implementation())
+        return finish_result(route, result, self.server.implementation)
 
     def _initialize(self, accepted: Initialize) -> dict[str, Any]:
         """Adopt the negotiated handshake and answer with this server's description."""
@@ -759,7 +773,7 @@ class ServerSession:
         return serialize_result("initialize", accepted.protocol_version, result)
 
     # -- method handlers --------------------------------------------------------------------------
-    async def _call_handler(self, ctx: RequestContext, model: mt.Request[Any, Any]) -> BaseModel:
+    async def _call_handler(self, ctx: RequestContext, model: mt.Request[Any, Any]) -> BaseModel | TextToolResult:
         server = self.server
         modern = ctx.era == "modern"
         done = "complete" if modern else None
@@ -783,12 +797,10 @@ class ServerSession:
             case mt.ReadResourceRequest():
                 return await self._read_resource(ctx, model.params.uri)
             case mt.SubscribeRequest():
-                self._subscribe(model.params.uri)
+                await self._subscribe(model.params.uri)
                 return mt.EmptyResult()
             case mt.UnsubscribeRequest():
-                unwatch = self._unwatch.pop(model.params.uri, None)
-                if unwatch is not None:
-                    unwatch()
+                await self._unsubscribe(model.params.uri)
                 return mt.EmptyResult()
             case mt.ListPromptsRequest():
                 return mt.ListPromptsResult(prompts=[p.to_model() for p in server.prompts.values()])
@@ -803,7 +815,9 @@ class ServerSession:
                 return await self._listen(ctx, model.params.notifications)
         raise RequestError(METHOD_NOT_FOUND, f"method not found: {model.method}")
 
-    async def _call_tool(self, ctx: RequestContext, name: str, arguments: dict[str, Any]) -> mt.CallToolResult:
+    async def _call_tool(
+        self, ctx: RequestContext, name: str, arguments: dict[str, Any]
+    ) -> mt.CallToolResult | TextToolResult:
         tool = self.server.tools.get(name)
         if tool is None:
             raise RequestError(INVALID_PARAMS, f"unknown tool: {name}")
@@ -819,7 +833,7 @@ class ServerSession:
         if isinstance(returned, mt.CallToolResult):
             return returned
         if isinstance(returned, str):
-            return mt.CallToolResult(content=[mt.TextContent(text=returned)])
+            return TextToolResult(returned)  # laid out by finish_result without building the models
         return mt.CallToolResult(content=returned)
 
     async def _read_resource(self, ctx: RequestContext, uri: str) -> mt.ReadResourceResult:
@@ -839,7 +853,7 @@ class ServerSession:
             contents = mt.TextResourceContents(uri=uri, mime_type=mime, text=data)
         return mt.ReadResourceResult(contents=[contents])
 
-    def _subscribe(self, uri: str) -> None:
+    async def _subscribe(self, uri: str) -> None:
         if uri in self._unwatch:
             return
 
@@ -848,7 +862,21 @@ class ServerSession:
             with contextlib.suppress(ConnectionClosedError):
                 await self.send(make_notification("notifications/resources/updated", params), None)
 
-        self._unwatch[uri] = self.server.watch_resource(uri, updated)
+        async def counted_only(changed: str) -> None:
+            """The shared store's owner tells this subscriber; the watch keeps the resource's watcher count."""
+
+        if self.subscription_hook is not None:
+            await self.subscription_hook(uri, True)
+        self._unwatch[uri] = self.server.watch_resource(
+            uri, updated if self.subscription_hook is None else counted_only
+        )
+
+    async def _unsubscribe(self, uri: str) -> None:
+        unwatch = self._unwatch.pop(uri, None)
+        if unwatch is not None:
+            unwatch()
+        if self.subscription_hook is not None:
+            await self.subscription_hook(uri, False)
 
     async def _get_prompt(self, ctx: RequestContext, name: str, arguments: dict[str, str]) -> mt.GetPromptResult:
         prompt = self.server.prompts.get(name)

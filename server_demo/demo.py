@@ -234,6 +234,16 @@ def _register_showcase(server: Server, counter_interval: float, step_delay: floa
             counter["value"] += 1
             await server.notify_resource_updated(COUNTER_URI)
 
+    @server.tool(
+        "bump_counter",
+        description="Advance demo://counter by one now and tell its subscribers.",
+        input_schema=_obj({}),
+    )
+    async def bump_counter(ctx: RequestContext, args: dict[str, Any]) -> ToolReturn:
+        counter["value"] += 1
+        await server.notify_resource_updated(COUNTER_URI)
+        return json.dumps({"value": counter["value"]})
+
     def on_watch(uri: str, count: int) -> None:
         if uri != COUNTER_URI:
             return

@@ -18,8 +18,9 @@ testable with plain function calls.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal, TypeAlias
 
 import mcp_types as mt
@@ -48,6 +49,7 @@ __all__ = [
     "Reply",
     "Route",
     "SessionState",
+    "TextToolResult",
     "check_tool_arguments",
     "duplicate_request_error",
     "error_for",
@@ -57,6 +59,7 @@ __all__ = [
     "resource_not_found_error",
     "route_request",
     "serialize_result",
+    "text_tool_result",
 ]
 
 Era: TypeAlias = Literal["handshake", "modern"]
@@ -220,11 +223,66 @@ def serialize_result(method: str, version: str, result: BaseModel) -> dict[str, 
         return data
 
 
-def finish_result(call: Call, result: BaseModel, server_info: mt.Implementation) -> dict[str, Any]:
-    """Serialize a handler's result for ``call``; a 2026-07-28 result names the server in ``_meta``."""
-    data = serialize_result(call.method, call.protocol_version, result)
+@dataclass(frozen=True, slots=True)
+class TextToolResult:
+    """A ``tools/call`` result of one text block (a tool that returned a ``str``), not built as a model yet.
+
+    :func:`finish_result` lays it out from :func:`text_tool_result`'s per-version template: the same
+    wire form as ``CallToolResult(content=[TextContent(text=...)])`` without four pydantic passes over
+    an object the server made itself.
+    """
+
+    text: str
+
+
+_PROBE = "\x00probe\x00"
+
+
+@cache
+def _text_result_template(version: str) -> dict[str, Any] | None:
+    """The wire form of a one-text-block ``tools/call`` result at ``version``, with :data:`_PROBE` as text.
+
+    None when that form is not the plain shape the fast path can fill in (then the model path runs).
+    """
+    model = mt.CallToolResult(content=[mt.TextContent(text=_PROBE)])
+    try:
+        data = serialize_result("tools/call", version, model)
+    except (ValueError, ValidationError):  # pragma: no cover - an unknown version is refused earlier
+        return None
+    content = data.get("content")
+    if not (isinstance(content, list) and len(content) == 1 and content[0] == {"type": "text", "text": _PROBE}):
+        return None  # pragma: no cover - mcp-types lays the block out differently
+    others = [v for k, v in data.items() if k != "content"]
+    if "_meta" in data or not all(v is None or isinstance(v, bool | int | float | str) for v in others):
+        return None  # pragma: no cover - nested values would be shared between results
+    return data
+
+
+def text_tool_result(version: str, text: str) -> dict[str, Any]:
+    """The wire form of ``CallToolResult(content=[TextContent(text=text)])`` at ``version``."""
+    template = _text_result_template(version)
+    if template is None or type(text) is not str:
+        return serialize_result("tools/call", version, mt.CallToolResult(content=[mt.TextContent(text=text)]))
+    block = template["content"][0]
+    return {**template, "content": [{**block, "text": text}]}
+
+
+def finish_result(
+    call: Call,
+    result: BaseModel | TextToolResult,
+    server_info: mt.Implementation | Callable[[], mt.Implementation],
+) -> dict[str, Any]:
+    """Serialize a handler's result for ``call``; a 2026-07-28 result names the server in ``_meta``.
+
+    ``server_info`` may be a function making it: it is only needed in the 2026-07-28 era.
+    """
+    if isinstance(result, TextToolResult):
+        data = text_tool_result(call.protocol_version, result.text)
+    else:
+        data = serialize_result(call.method, call.protocol_version, result)
     if call.era == "modern":
-        data.setdefault("_meta", {})[mt.SERVER_INFO_META_KEY] = server_info.model_dump(by_alias=True, exclude_none=True)
+        info = server_info if isinstance(server_info, mt.Implementation) else server_info()
+        data.setdefault("_meta", {})[mt.SERVER_INFO_META_KEY] = info.model_dump(by_alias=True, exclude_none=True)
     return data
 
 

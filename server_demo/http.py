@@ -11,6 +11,16 @@ stream.
 Requests whose ``MCP-Protocol-Version`` is 2026-07-28 (or whose body carries
 the modern envelope) take the modern path on the same endpoint: no sessions,
 no GET or DELETE (405), header/body consistency checks, one request per POST.
+
+With a *shared* session store (``--store redis://…``: :mod:`server_demo.sse.redis_store`)
+several replicas serve the same sessions: any replica restores a session it has
+not seen from the store (and checks with the store on every request that the
+session still lives), messages that belong to no request go to the session's
+standalone stream through the store (whichever replica holds the client's GET),
+and a stream this replica does not write, or the standalone stream, is read by
+following the store (``tail``) rather than a local queue. Resource subscriptions
+live in the store and the replica where a resource changes tells every
+subscriber, once.
 """
 
 from __future__ import annotations
@@ -44,7 +54,10 @@ from pyodide_transport.messages import (
     JSONRPCResponse,
     RequestId,
     TransportMessage,
+    decode_message,
     decode_or_error,
+    encode_message,
+    make_notification,
     message_to_obj,
 )
 from pyodide_transport.wire import MODERN_ERROR_CODES
@@ -66,6 +79,7 @@ from .http_rules import (
 )
 from .modern import check_param_headers, check_routing_headers, is_modern_request, parse_envelope
 from .sse import encode_event, encode_priming_event, parse_event_id
+from .sse.event_store import StoreUnavailableError
 
 __all__ = ["ERROR_STATUS", "HttpSession", "SessionCore", "StreamableHttpEndpoint", "read_body"]
 
@@ -88,6 +102,9 @@ _SSE_HEADERS: Final = {
 _STATELESS_GET_DELETE: Final = Rejection(
     405, "Method Not Allowed: this endpoint is stateless", headers={"Allow": "POST, OPTIONS"}
 )
+_STORE_DOWN: Final = Rejection(
+    503, "Service Unavailable: the session store cannot be reached", code=None, headers={"Retry-After": "1"}
+)
 _FINISHED: Final = "finished"
 _CLOSE_EARLY: Final = "close-early"
 _DISCONNECTED: Final = "disconnected"
@@ -109,6 +126,8 @@ class _Stream:
     responses: list[TransportMessage] = field(default_factory=list)
     queue: asyncio.Queue[_QueueItem] | None = None
     finished: asyncio.Event = field(default_factory=asyncio.Event)
+    tailed: bool = False
+    """Its events are read back from a shared store (another replica may write them), not a local queue."""
 
     def attach(self) -> asyncio.Queue[_QueueItem]:
         self.queue = asyncio.Queue()
@@ -141,6 +160,8 @@ class HttpSession:
         self.stream_prefix = stream_prefix or (session_id or "x")[:8]
         self.config = endpoint.config
         self.store = self.config.event_store if session_id is not None else None
+        self.shared = bool(getattr(self.store, "shared", False))
+        self._store_writes: set[asyncio.Task[None]] = set()
         self.streams: dict[str, _Stream] = {}
         self.by_request: dict[RequestId, _Stream] = {}
         self.standalone: _Stream | None = None
@@ -154,13 +175,35 @@ class HttpSession:
             on_close_stream=self._close_stream,
             headers=headers or {},
         )
+        self.saved_level = getattr(self.core, "log_level", None)
+        if self.shared and session_id is not None and isinstance(self.core, ServerSession):
+            self.core.subscription_hook = self._subscription_changed
+            self.core.request_id_prefix = f"srv-{endpoint.replica}-"
+
+    async def _subscription_changed(self, uri: str, subscribed: bool) -> None:
+        assert self.store is not None and self.id is not None
+        if subscribed:
+            await self.store.subscribe(self.id, uri)  # type: ignore[attr-defined]
+        else:
+            await self.store.unsubscribe(self.id, uri)  # type: ignore[attr-defined]
+
+    def _spawn(self, write: Any) -> None:
+        """Run a store write in the background (from a synchronous callback); :meth:`close` waits for it."""
+        task = asyncio.ensure_future(write)
+        self._store_writes.add(task)
+        task.add_done_callback(self._store_writes.discard)
 
     # -- streams ----------------------------------------------------------------------------------
     def new_stream(self, *, json_mode: bool = False, standalone: bool = False) -> _Stream:
         """A new response stream (JSON collectors are not remembered: they cannot be resumed)."""
         self._stream_ids += 1
         kind = "g" if standalone else ""  # GET streams are marked so a restarted server can tell them apart
-        stream = _Stream(id=f"{self.stream_prefix}-{kind}{self._stream_ids}", json=json_mode, standalone=standalone)
+        stream = _Stream(
+            id=f"{self.stream_prefix}-{kind}{self._stream_ids}",
+            json=json_mode,
+            standalone=standalone,
+            tailed=standalone and self.shared,
+        )
         if not json_mode:
             self.streams[stream.id] = stream
             while len(self.streams) > 1000:  # forget the oldest finished streams
@@ -175,7 +218,7 @@ class HttpSession:
             stream.responses.append(message)
             return
         event_id = await self.store.store_event(stream.id, message) if self.store is not None else None
-        if stream.queue is not None:
+        if stream.queue is not None and not stream.tailed:
             stream.queue.put_nowait((event_id, message))
 
     async def _route(self, message: TransportMessage, related: RequestId | None) -> None:
@@ -184,6 +227,15 @@ class HttpSession:
             await self._push(stream, message)
             if _is_response(message):
                 self._settle(related, stream)  # type: ignore[arg-type]
+            return
+        if self.shared and self.id is not None:  # to the standalone stream, whichever replica reads it
+            if await self.store.publish(self.id, message):  # type: ignore[union-attr]
+                return
+            if isinstance(message, JSONRPCRequest):
+                raise ConnectionClosedError(
+                    "no SSE stream is open to carry a request to the client (open a GET stream)"
+                )
+            logger.debug("dropping %s: no stream to carry it", getattr(message, "method", "message"))
             return
         standalone = self.standalone
         if standalone is not None and not standalone.finished.is_set():
@@ -198,12 +250,24 @@ class HttpSession:
             del self.by_request[request_id]
         stream.pending.discard(request_id)
         if not stream.pending:
-            stream.finish()
+            self.finish(stream)
+
+    def finish(self, stream: _Stream) -> None:
+        """Finish a stream; in a shared store also mark its end, for a replica that follows it."""
+        if stream.finished.is_set():
+            return
+        stream.finish()
+        if self.shared and not stream.json and self.store is not None:
+            self._spawn(self.store.end_stream(stream.id))  # type: ignore[attr-defined]
 
     def _request_done(self, request_id: RequestId) -> None:
         stream = self.by_request.get(request_id)
         if stream is not None:  # ended without a response (cancelled)
             self._settle(request_id, stream)
+        level = getattr(self.core, "log_level", None)
+        if self.shared and level != self.saved_level:  # logging/setLevel: the other replicas must know
+            self.saved_level = level
+            self._spawn(self.endpoint.save(self))
 
     def _close_stream(self, request_id: RequestId) -> None:
         stream = self.by_request.get(request_id)
@@ -213,19 +277,26 @@ class HttpSession:
 
     async def prime(self, stream: _Stream) -> bytes:
         """The priming event of a new SSE stream (stored, so its id can be resumed from)."""
+        return (await self.prime_at(stream))[0]
+
+    async def prime_at(self, stream: _Stream) -> tuple[bytes, int]:
+        """The priming event and its sequence number (-1 without a store)."""
         if self.store is None:
-            return b""
+            return b"", -1
         event_id = await self.store.store_event(stream.id, None)
-        return encode_priming_event(event_id, self.config.retry_ms)
+        parsed = parse_event_id(event_id)
+        return encode_priming_event(event_id, self.config.retry_ms), parsed[1] if parsed is not None else -1
 
     async def feed(self, messages: list[TransportMessage], stream: _Stream | None) -> None:
         """Hand a POST's messages to the core; its requests answer on ``stream``."""
         for message in messages:
+            if self.shared and _is_response(message) and await self.endpoint.pass_answer(self, message):
+                continue
             if isinstance(message, JSONRPCRequest) and stream is not None and message.id in self.by_request:
                 # Refuse the duplicate on its own stream; re-routing the id would strand the original's response.
                 await self._push(stream, duplicate_request_error(message.id))
                 if not stream.pending:
-                    stream.finish()
+                    self.finish(stream)
                 continue
             if isinstance(message, JSONRPCRequest) and stream is not None:
                 stream.pending.add(message.id)
@@ -241,11 +312,12 @@ class HttpSession:
         """End the session and every stream (``forget=False``: keep its events, e.g. a durable store at shutdown)."""
         await self.core.close()
         for stream in self.streams.values():
-            stream.finish()
-        forget_stream = getattr(self.store, "forget_stream", None) if forget else None
-        if forget_stream is not None:
-            for stream_id in self.streams:
-                forget_stream(stream_id)
+            stream.finish()  # not self.finish: another replica may go on writing a shared stream
+        if self._store_writes:
+            await asyncio.gather(*self._store_writes, return_exceptions=True)
+        if forget and self.store is not None and hasattr(self.store, "forget_stream"):
+            for stream_id in list(self.streams):
+                await self.store.forget_stream(stream_id)
 
 
 class SessionCore(Protocol):
@@ -284,6 +356,11 @@ class StreamableHttpEndpoint:
         self.server = server
         self.config = config
         self.sessions: dict[str, HttpSession] = {}
+        self.replica = secrets.token_hex(4)
+        """This process's name among replicas sharing a store."""
+        self._inbox: asyncio.Task[None] | None = None
+        if self._shared_store() is not None:
+            server.on_resource_updated(self._tell_subscribers)
 
     def new_core(
         self,
@@ -329,7 +406,10 @@ class StreamableHttpEndpoint:
             )
             await _send_plain(send, 204, b"", extra)
             return
-        await self._expire_idle()
+        if self.sessions:  # the sweep only ends sessions idle past the timeout: skip it when none is
+            now, idle = self.config.clock(), self.config.session_idle_timeout
+            if any(now - session.last_seen > idle for session in self.sessions.values()):
+                await self._expire_idle()
         version = headers.get("mcp-protocol-version")
         if version in MODERN_PROTOCOL_VERSIONS and method != "POST":
             await _send_rejection(send, Rejection(405, "Method Not Allowed", headers={"Allow": "POST, OPTIONS"}), cors)
@@ -346,6 +426,8 @@ class StreamableHttpEndpoint:
 
     async def close(self) -> None:
         """Close every session (server shutdown); a durable event store keeps them for the next process."""
+        if self._inbox is not None:
+            self._inbox.cancel()
         keep = self._durable_store() is not None
         for session_id in list(self.sessions):
             await self._end_session(session_id, forget=not keep)
@@ -355,13 +437,61 @@ class StreamableHttpEndpoint:
         store = self.config.event_store
         return store if self.config.stateful and getattr(store, "durable", False) else None
 
+    def _shared_store(self) -> Any:
+        """The event store if replicas share it (see ``sse.redis_store``), else None."""
+        store = self._durable_store()
+        return store if getattr(store, "shared", False) else None
+
+    async def pass_answer(self, session: HttpSession, message: TransportMessage) -> bool:
+        """Send the answer to a server-to-client request another replica made to that replica; False: ours."""
+        request_id = getattr(message, "id", None)
+        if not isinstance(request_id, str) or not request_id.startswith("srv-"):
+            return False
+        replica = request_id.split("-")[1]
+        if replica == self.replica:
+            return False
+        payload = json.dumps({"session": session.id, "message": message_to_obj(message)})
+        if not await self._shared_store().send_to_replica(replica, payload):
+            logger.info("dropping the answer to %s: replica %s is gone", request_id, replica)
+        return True
+
+    async def _listen_to_replicas(self) -> None:
+        """Take the answers other replicas pass on to this one, into the session that asked."""
+        store = self._shared_store()
+        try:
+            async for payload in store.replica_inbox(self.replica):
+                try:
+                    envelope = json.loads(payload)
+                    session = self.sessions.get(envelope["session"])
+                    decoded = decode_message(json.dumps(envelope["message"]))
+                except Exception as exc:  # one bad envelope must not stop the inbox
+                    logger.warning("unreadable message from another replica: %s", exc)
+                    continue
+                if session is not None and _is_response(decoded):
+                    await session.core.handle(decoded)
+        except Exception as exc:  # Redis went away: answers from other replicas stop; requests here go on
+            logger.warning("replica inbox closed: %s", exc)
+
+    def _start_inbox(self) -> None:
+        """Listen for answers passed on by other replicas (once, from the first shared session on)."""
+        if self._inbox is None and self._shared_store() is not None:
+            self._inbox = asyncio.create_task(self._listen_to_replicas())
+
+    async def _tell_subscribers(self, uri: str) -> None:
+        """A resource changed on this replica: tell every session subscribed to it, on any replica, once."""
+        store = self._shared_store()
+        note = make_notification("notifications/resources/updated", {"uri": uri})
+        for session_id in await store.subscribers(uri):
+            await store.publish(session_id, note)
+
     # -- sessions -----------------------------------------------------------------------------------
     async def _expire_idle(self) -> None:
         now = self.config.clock()
+        keep = self._shared_store() is not None  # the store's TTL ends a shared session; here only our copy goes
         for session_id, session in list(self.sessions.items()):
             if not session.busy and now - session.last_seen > self.config.session_idle_timeout:
-                logger.info("session %s expired", session_id[:8])
-                await self._end_session(session_id)
+                logger.info("session %s expired%s", session_id[:8], " here" if keep else "")
+                await self._end_session(session_id, forget=not keep)
 
     async def _end_session(self, session_id: str, *, forget: bool = True) -> None:
         session = self.sessions.pop(session_id, None)
@@ -370,24 +500,45 @@ class StreamableHttpEndpoint:
         await session.close(forget=forget)
         durable = self._durable_store()
         if forget and durable is not None:
-            durable.forget_session(session_id, session_id[:8] + "-")
+            await durable.forget_session(session_id, session_id[:8] + "-")
         if self.config.on_session_closed is not None:
             self.config.on_session_closed(session_id)
 
-    def _lookup(self, headers: Mapping[str, str]) -> HttpSession | Rejection:
+    async def _lookup(self, headers: Mapping[str, str]) -> HttpSession | Rejection:
+        try:
+            return await self._find(headers)
+        except StoreUnavailableError as exc:
+            logger.warning("%s", exc)
+            return _STORE_DOWN
+
+    async def _find(self, headers: Mapping[str, str]) -> HttpSession | Rejection:
         session_id = headers.get("mcp-session-id")
         if session_id is None:
             return Rejection(400, "Bad Request: Mcp-Session-Id header is required")
-        session = self.sessions.get(session_id) or self._restore(session_id)
+        session = self.sessions.get(session_id)
+        shared = self._shared_store()
+        if shared is not None:
+            self._start_inbox()
+        if session is not None and shared is not None:
+            state = await shared.refresh_session(session_id, self.config.session_idle_timeout)
+            if state is None:
+                await self._end_session(session_id, forget=False)  # ended (DELETE) or expired on another replica
+                return Rejection(404, "Session not found", code=-32001)
+            level = state.get("log_level", session.saved_level)
+            if level != session.saved_level and isinstance(session.core, ServerSession):
+                session.core.log_level = session.saved_level = level  # set on another replica
+            session.last_seen = self.config.clock()
+            return session
+        session = session or await self._restore(session_id)
         if session is None:
             return Rejection(404, "Session not found", code=-32001)
         session.last_seen = self.config.clock()
         return session
 
-    def _restore(self, session_id: str) -> HttpSession | None:
-        """Bring back a session a previous server process saved in a durable event store."""
+    async def _restore(self, session_id: str) -> HttpSession | None:
+        """Bring back a session a durable store knows: saved by a previous process, or by another replica."""
         durable = self._durable_store()
-        state = durable.load_session(session_id) if durable is not None else None
+        state = await durable.load_session(session_id) if durable is not None else None
         if state is None:
             return None
         prefix = f"{session_id[:8]}-{secrets.token_hex(4)}"  # new streams never reuse a stored stream's id
@@ -396,11 +547,16 @@ class StreamableHttpEndpoint:
         )
         session.core.client_info = mt.Implementation.model_validate(state["client_info"])
         session.core.client_capabilities = mt.ClientCapabilities.model_validate(state["client_capabilities"])
+        if "log_level" in state and isinstance(session.core, ServerSession):
+            session.core.log_level = session.saved_level = state["log_level"]
         self.sessions[session_id] = session
-        logger.info("session %s restored from the event store", session_id[:8])
+        if self._shared_store() is not None:
+            await durable.touch_session(session_id, self.config.session_idle_timeout)
+        logger.info("session %s restored from the store", session_id[:8])
         return session
 
-    def _save(self, session: HttpSession) -> None:
+    async def save(self, session: HttpSession) -> None:
+        """Write a session's state to the durable store (after initialize; after logging/setLevel if shared)."""
         durable = self._durable_store()
         core = session.core
         if durable is None or session.id is None or core.client_info is None:
@@ -409,8 +565,10 @@ class StreamableHttpEndpoint:
             "protocol_version": core.protocol_version,
             "client_info": core.client_info.model_dump(mode="json", by_alias=True, exclude_none=True),
             "client_capabilities": core.client_capabilities.model_dump(mode="json", by_alias=True, exclude_none=True),
+            "log_level": getattr(core, "log_level", None),
         }
-        durable.save_session(session.id, state)
+        await durable.save_session(session.id, state, self.config.session_idle_timeout)
+        self._start_inbox()
 
     # -- POST ---------------------------------------------------------------------------------------
     async def _post(self, headers: dict[str, str], receive: Receive, send: Send, cors: dict[str, str]) -> None:
@@ -455,7 +613,7 @@ class StreamableHttpEndpoint:
             finally:
                 await session.close()
             return
-        found = self._lookup(headers)
+        found = await self._lookup(headers)
         if isinstance(found, Rejection):
             await _send_rejection(send, found, cors)
             return
@@ -495,7 +653,13 @@ class StreamableHttpEndpoint:
         else:
             session.last_seen = self.config.clock()  # idle from the answer on, not from the request (a slow core)
             self.sessions[session_id] = session
-            self._save(session)
+            try:
+                await self.save(session)
+            except StoreUnavailableError as exc:
+                logger.warning("%s", exc)
+                await self._end_session(session_id, forget=False)
+                await _send_rejection(send, _STORE_DOWN, cors)
+                return
             if self.config.on_session_initialized is not None:
                 self.config.on_session_initialized(session_id)
             extra = {**cors, **self._session_headers(session)}
@@ -505,7 +669,7 @@ class StreamableHttpEndpoint:
         stream = session.new_stream()
         priming = await session.prime(stream)
         event_id = await session.store.store_event(stream.id, response) if session.store is not None else None
-        stream.finish()
+        session.finish(stream)
         await _send_start(send, 200, {**_SSE_HEADERS, **extra})
         await _send_body(send, priming + encode_event(response, event_id), more=False)
 
@@ -531,10 +695,16 @@ class StreamableHttpEndpoint:
         if self.config.json_response and not _wants_progress_stream(messages, headers):
             collector = session.new_stream(json_mode=True)
             await session.feed(messages, collector)
-            if not await _wait_or_disconnect(collector.finished.wait(), receive):
+            if not collector.finished.is_set():
+                await asyncio.sleep(0)  # most requests answer within one loop turn: then no waiter tasks at all
+            if not collector.finished.is_set() and not await _wait_or_disconnect(collector.finished.wait(), receive):
                 return
-            payload = [message_to_obj(m) for m in collector.responses]
-            if payload:
+            responses = collector.responses
+            if len(responses) == 1 and isinstance(responses[0], JSONRPCResponse):
+                body = encode_message(responses[0]).encode()  # a result dict serialized already: no model dump
+                await _send_plain(send, 200, body, {**extra, "Content-Type": "application/json"})
+            elif responses:
+                payload = [message_to_obj(m) for m in responses]
                 await _send_json(send, 200, payload[0] if len(payload) == 1 else payload, extra)
             else:
                 await _send_plain(send, 202, b"", extra)  # every request was cancelled
@@ -543,7 +713,26 @@ class StreamableHttpEndpoint:
         queue = stream.attach()
         priming = await session.prime(stream)
         await session.feed(messages, stream)
-        await self._write_stream(stream, queue, send, receive, extra, priming)
+        if queue.empty():
+            await asyncio.sleep(0)  # as above: a request answered within one loop turn is written in one go
+        chunks = [priming]
+        while not queue.empty():
+            item = queue.get_nowait()
+            if isinstance(item, str):  # finished (or closed early): the whole stream is in hand
+                break
+            event_id, message = item
+            chunks.append(encode_event(message, event_id))
+        else:  # still running: stream the rest as it comes (no event was skipped: skip_through is -1)
+            await self._write_stream(stream, queue, send, receive, extra, b"".join(chunks))
+            return
+        await _send_start(send, 200, {**_SSE_HEADERS, **extra})
+        try:
+            await _send_body(send, b"".join(chunks), more=False)
+        except OSError:
+            pass  # the client went away: as in _write_stream, the events stay in the store
+        finally:
+            if stream.queue is queue and (stream.finished.is_set() or stream.tailed):
+                stream.detach()
 
     async def _write_stream(
         self,
@@ -554,15 +743,18 @@ class StreamableHttpEndpoint:
         extra: dict[str, str],
         head: bytes,
         skip_through: int = -1,
+        tail: Any = None,
     ) -> None:
         """Write an SSE stream until it finishes, is closed early, or the client goes away.
 
         A client that goes away does not cancel anything: the stream's later
-        events wait in the event store for a resumption.
+        events wait in the event store for a resumption. ``tail``: the shared
+        store to follow for a tailed stream (its events after ``skip_through``).
         """
         await _send_start(send, 200, {**_SSE_HEADERS, **extra})
         await _send_body(send, head)
         watcher = asyncio.create_task(_watch_disconnect(receive, queue))
+        follower = asyncio.create_task(_follow(tail, stream.id, skip_through, queue)) if tail is not None else None
         try:
             while True:
                 item = await queue.get()
@@ -585,7 +777,9 @@ class StreamableHttpEndpoint:
                 await _send_body(send, b"", more=False)
         finally:
             watcher.cancel()
-            if stream.queue is queue and stream.finished.is_set():
+            if follower is not None:
+                follower.cancel()
+            if stream.queue is queue and (stream.finished.is_set() or stream.tailed):
                 stream.detach()
 
     # -- GET ----------------------------------------------------------------------------------------
@@ -599,7 +793,7 @@ class StreamableHttpEndpoint:
         if rejected is not None:
             await _send_rejection(send, rejected, cors)
             return
-        found = self._lookup(headers)
+        found = await self._lookup(headers)
         if isinstance(found, Rejection):
             await _send_rejection(send, found, cors)
             return
@@ -616,12 +810,18 @@ class StreamableHttpEndpoint:
             )
             return
         if current is not None:
-            current.finish()
+            session.finish(current)
         stream = session.new_stream(standalone=True)
         session.standalone = stream
         queue = stream.attach()
-        priming = await session.prime(stream)
-        await self._write_stream(stream, queue, send, receive, extra, priming)
+        priming, seq = await session.prime_at(stream)
+        shared = self._shared_store()
+        if shared is not None and session.id is not None:
+            replaced = await shared.set_standalone(session.id, stream.id)
+            if replaced is not None:
+                await shared.end_stream(replaced)  # its reader, on whichever replica, ends
+        follow = shared if stream.tailed else None
+        await self._write_stream(stream, queue, send, receive, extra, priming, seq if follow else -1, follow)
 
     async def _resume(
         self, session: HttpSession, last_event_id: str, receive: Receive, send: Send, extra: dict[str, str]
@@ -629,7 +829,7 @@ class StreamableHttpEndpoint:
         parsed = parse_event_id(last_event_id)
         stream = session.streams.get(parsed[0]) if parsed is not None else None
         if stream is None and parsed is not None:
-            stream = self._adopt_stream(session, parsed[0])
+            stream = await self._adopt_stream(session, parsed[0])
         if stream is None or session.store is None or parsed is None:
             await _send_rejection(send, Rejection(400, "Bad Request: unknown Last-Event-ID for this session"), extra)
             return
@@ -650,20 +850,26 @@ class StreamableHttpEndpoint:
         await session.store.replay_events_after(last_event_id, collect)
         if stream.finished.is_set():
             queue.put_nowait(_FINISHED)
-        await self._write_stream(stream, queue, send, receive, extra, b"".join(replayed), last_seq)
+        follow = session.store if stream.tailed and not stream.finished.is_set() else None
+        await self._write_stream(stream, queue, send, receive, extra, b"".join(replayed), last_seq, follow)
 
-    def _adopt_stream(self, session: HttpSession, stream_id: str) -> _Stream | None:
+    async def _adopt_stream(self, session: HttpSession, stream_id: str) -> _Stream | None:
         """A stream of this session that only the durable store knows (written by a previous process).
 
         A GET stream comes back to life as the session's standalone stream; a
         POST stream is finished (its request ended with that process): replay only.
+        In a shared store another replica may still write it: it is followed until its end.
         """
         durable = self._durable_store()
         if durable is None or session.id is None or not stream_id.startswith(session.id[:8] + "-"):
             return None
-        if not durable.has_stream(stream_id):
+        if not await durable.has_stream(stream_id):
             return None
         standalone = stream_id.rpartition("-")[2].startswith("g")
+        if session.shared:
+            stream = _Stream(id=stream_id, standalone=standalone, tailed=True)
+            session.streams[stream_id] = stream
+            return stream
         stream = _Stream(id=stream_id, standalone=standalone)
         session.streams[stream_id] = stream
         current = session.standalone
@@ -678,7 +884,7 @@ class StreamableHttpEndpoint:
         if not self.config.stateful:
             await _send_rejection(send, _STATELESS_GET_DELETE, cors)
             return
-        found = self._lookup(headers)
+        found = await self._lookup(headers)
         if isinstance(found, Rejection):
             await _send_rejection(send, found, cors)
             return
@@ -819,6 +1025,16 @@ async def read_body(headers: Mapping[str, str], receive: Receive, limit: int) ->
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+async def _follow(store: Any, stream_id: str, after: int, queue: asyncio.Queue[_QueueItem]) -> None:
+    """Feed a tailed stream's events from the shared store into its writer's queue, then its end."""
+    try:
+        async for event_id, message in store.tail(stream_id, after):
+            queue.put_nowait((event_id, message))
+    except Exception as exc:  # the store went away: end this response, the client resumes from its last id
+        logger.warning("cannot follow stream %s in the store: %s", stream_id, exc)
+    queue.put_nowait(_FINISHED)
 
 
 async def _watch_disconnect(receive: Receive, queue: asyncio.Queue[_QueueItem]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -97,6 +98,15 @@ def _split_pattern(pattern: str) -> tuple[str, bool]:
 
 def origin_allowed(origin: str, patterns: Iterable[str]) -> bool:
     """Whether a browser ``Origin`` matches one of ``scheme://host[:port|:*]`` (or ``*``)."""
+    return _origin_allowed(origin, tuple(patterns))
+
+
+# The three checks below run on every request with the same few header values: their answers are
+# remembered (a bounded LRU, so odd values a client makes up cannot grow it), the checks are unchanged.
+
+
+@lru_cache(maxsize=256)
+def _origin_allowed(origin: str, patterns: tuple[str, ...]) -> bool:
     try:
         got = urlsplit(origin)
         got_port = got.port
@@ -120,7 +130,11 @@ def origin_allowed(origin: str, patterns: Iterable[str]) -> bool:
 
 def host_allowed(host: str | None, patterns: Iterable[str]) -> bool:
     """Whether a ``Host`` header matches one of ``host[:port|:*]``; no patterns allow all."""
-    patterns = tuple(patterns)
+    return _host_allowed(host, tuple(patterns))
+
+
+@lru_cache(maxsize=256)
+def _host_allowed(host: str | None, patterns: tuple[str, ...]) -> bool:
     if not patterns:
         return True
     if not host:
@@ -183,6 +197,7 @@ def preflight_headers(origin: str, requested_headers: str | None, security: Secu
     }
 
 
+@lru_cache(maxsize=256)
 def accepted_types(accept: str | None) -> tuple[bool, bool]:
     """Whether ``Accept`` admits ``application/json`` and ``text/event-stream`` (wildcards count, q=0 does not)."""
     json_ok = sse_ok = False

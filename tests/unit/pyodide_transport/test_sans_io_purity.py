@@ -53,6 +53,7 @@ FORBIDDEN = [
     "aiohttp",
     "requests",
     "websockets",
+    "redis",
     "threading",
     "subprocess",
     "concurrent",
@@ -70,7 +71,7 @@ FORBIDDEN_SIBLINGS = [
     "port",
 ]  # adapters and asyncio-based modules
 SERVER_DIR = PACKAGE_DIR.parent / "server_demo"
-SERVER_PURE_MODULES = ["dispatch", "errors", "http_rules", "modern", "gateway_core"]
+SERVER_PURE_MODULES = ["dispatch", "errors", "http_rules", "modern", "gateway_core", "queue_core"]
 SERVER_IMPURE_SIBLINGS = [
     "core",
     "http",
@@ -82,6 +83,9 @@ SERVER_IMPURE_SIBLINGS = [
     "gateway",
     "gateway_router",
     "gateway_shared",
+    "queue",
+    "queue_worker",
+    "queue_backend",
 ]  # sessions and adapters
 
 
