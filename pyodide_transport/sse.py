@@ -189,17 +189,20 @@ def encode_sse_event(data: str, *, event: str | None = None, id: str | None = No
     """
     parts: list[str] = []
     if id is not None:
-        if "\0" in id or _TEXT_LINE_END.search(id):
+        if "\0" in id or "\n" in id or "\r" in id:
             raise LocalProtocolError("an SSE event id cannot contain NUL, CR or LF")
         parts.append(f"id: {id}\n")
     if event is not None:
-        if _TEXT_LINE_END.search(event):
+        if "\n" in event or "\r" in event:
             raise LocalProtocolError("an SSE event type cannot contain CR or LF")
         parts.append(f"event: {event}\n")
     if retry is not None:
         if retry < 0:
             raise LocalProtocolError("SSE retry must be a non-negative number of milliseconds")
         parts.append(f"retry: {retry}\n")
-    parts.extend(f"data: {line}\n" for line in _TEXT_LINE_END.split(data))
+    if "\n" in data or "\r" in data:
+        parts.extend(f"data: {line}\n" for line in _TEXT_LINE_END.split(data))
+    else:  # one line: JSON text always is
+        parts.append(f"data: {data}\n")
     parts.append("\n")
     return "".join(parts).encode("utf-8")

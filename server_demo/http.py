@@ -128,6 +128,8 @@ class _Stream:
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     tailed: bool = False
     """Its events are read back from a shared store (another replica may write them), not a local queue."""
+    ended: bool = False
+    """Its end is marked in the shared store already (with its last response, in one write)."""
 
     def attach(self) -> asyncio.Queue[_QueueItem]:
         self.queue = asyncio.Queue()
@@ -217,7 +219,13 @@ class HttpSession:
         if stream.json:
             stream.responses.append(message)
             return
-        event_id = await self.store.store_event(stream.id, message) if self.store is not None else None
+        if self.store is None:
+            event_id = None
+        elif self.shared and _is_response(message) and stream.pending <= {getattr(message, "id", None)}:
+            event_id = await self.store.store_last_event(stream.id, message)  # type: ignore[attr-defined]
+            stream.ended = True  # the stream's last response: its end goes in the same round trip
+        else:
+            event_id = await self.store.store_event(stream.id, message)
         if stream.queue is not None and not stream.tailed:
             stream.queue.put_nowait((event_id, message))
 
@@ -257,7 +265,7 @@ class HttpSession:
         if stream.finished.is_set():
             return
         stream.finish()
-        if self.shared and not stream.json and self.store is not None:
+        if self.shared and not stream.json and not stream.ended and self.store is not None:
             self._spawn(self.store.end_stream(stream.id))  # type: ignore[attr-defined]
 
     def _request_done(self, request_id: RequestId) -> None:
@@ -725,9 +733,10 @@ class StreamableHttpEndpoint:
         else:  # still running: stream the rest as it comes (no event was skipped: skip_through is -1)
             await self._write_stream(stream, queue, send, receive, extra, b"".join(chunks))
             return
-        await _send_start(send, 200, {**_SSE_HEADERS, **extra})
+        body = b"".join(chunks)
+        await _send_start(send, 200, {**_SSE_HEADERS, **extra, "Content-Length": str(len(body))})  # not chunked
         try:
-            await _send_body(send, b"".join(chunks), more=False)
+            await _send_body(send, body, more=False)
         except OSError:
             pass  # the client went away: as in _write_stream, the events stay in the store
         finally:

@@ -77,6 +77,8 @@ def entry_seq(entry_id: str | bytes) -> int:
 
 def _entry_id(seq: int) -> str:
     """The entry id for one of our sequence numbers (the inverse of :func:`entry_seq`)."""
+    if seq < 0:  # before every entry
+        return "0-0"
     ms, part = divmod(seq, _SEQ_SPAN)
     return f"{ms}-{part}"
 
@@ -135,12 +137,19 @@ class RedisStore:
         fields = {"m": encode_message(message)} if message is not None else {"p": ""}
         return f"{stream_id}.{entry_seq(await self._append(stream_id, fields))}"
 
-    async def _append(self, stream_id: str, fields: dict[str, str]) -> bytes:
+    @_translated
+    async def store_last_event(self, stream_id: str, message: TransportMessage) -> str:
+        """Append a stream's last message and its end entry in one round trip; return the message's id."""
+        return f"{stream_id}.{entry_seq(await self._append(stream_id, {'m': encode_message(message)}, end=True))}"
+
+    async def _append(self, stream_id: str, fields: dict[str, str], *, end: bool = False) -> bytes:
         key = self._events(stream_id)
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.xadd(key, fields, maxlen=self.max_events_per_stream, approximate=True)
+            if end:
+                pipe.xadd(key, {"e": ""}, maxlen=self.max_events_per_stream, approximate=True)
             pipe.pexpire(key, self.stream_ttl_ms)
-            entry_id, _ = await pipe.execute()
+            entry_id = (await pipe.execute())[0]
         assert isinstance(entry_id, bytes)
         return entry_id
 

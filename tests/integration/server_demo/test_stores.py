@@ -189,6 +189,8 @@ async def test_redis_follows_a_stream_another_replica_writes(redis_url: str) -> 
         assert got == [(early, "n/0"), (later[0], "n/1"), (later[1], "n/2")], "in order, once each, then the end"
         assert await replay(reader, early) == ("sess0001-g1", [(later[0], "n/1"), (later[1], "n/2")])
         assert entry_seq("1700000000000-3") == 1700000000000 * 1_000_000 + 3
+        last = await writer.store_last_event("sess0001-2", note(7))  # a response and its stream's end: one write
+        assert [e async for e, _ in reader.tail("sess0001-2", -1)] == [last], "the message, then the end"
         await writer.save_session("s1", {}, ttl=60)
         assert not await writer.publish("s1", note(5)), "no standalone stream yet: nothing written"
         assert await writer.set_standalone("s1", "sess0001-g1") is None
