@@ -1,17 +1,21 @@
 """Helpers shared by the gateway integration tests: upstream entries, a live gateway, its clients.
 
 A gateway here is the demo app with only gateway upstreams, on a real uvicorn server (see
-``live_server``); its endpoints are ``/gateway/NAME/mcp`` and ``/gateway/NAME/ws``.
+``live_server``); its endpoints are ``/gateway/NAME/mcp`` and ``/gateway/NAME/ws``. :func:`demo_tour`
+(with the :func:`sampling` and :func:`elicit` answers) is what any path to the demo server must carry:
+the queue tests use it too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import mcp_types as mt
+import pytest
 from live_server import LiveServer
 
 from devtools.transports import cpython_connect
@@ -26,7 +30,10 @@ __all__ = [
     "Gw",
     "child_processes",
     "connect_gateway",
+    "demo_tour",
     "demo_upstream",
+    "elicit",
+    "sampling",
     "start_gateway",
     "stdio_server",
     "tool_text",
@@ -76,6 +83,39 @@ def demo_upstream(name: str = "demo-stdio", **extra: Any) -> dict[str, Any]:
 def tool_text(result: mt.CallToolResult) -> str:
     """The text of a tool result's content, joined."""
     return "".join(getattr(c, "text", "") for c in result.content)
+
+
+async def sampling(params: mt.CreateMessageRequestParams) -> mt.CreateMessageResult:
+    """The page's LLM: always "forty-two"."""
+    return mt.CreateMessageResult(role="assistant", content=mt.TextContent(text="forty-two"), model="m")
+
+
+async def elicit(params: Any) -> mt.ElicitResult:
+    """The page's user: Ada, who likes red."""
+    return mt.ElicitResult(action="accept", content={"name": "Ada", "colour": "red"})
+
+
+async def demo_tour(client: Client) -> None:
+    """The demo server through ``client`` (made with :func:`sampling` and :func:`elicit`): tools, progress,
+    sampling, elicitation, logs, and a cancellation after which the session goes on."""
+    tools = {t.name for t in (await client.list_tools()).tools}
+    assert {"calculate", "long_running", "ask_llm", "ask_user"} <= tools
+    result = await client.call_tool("calculate", {"a": 6, "b": 7, "operation": "multiply"})
+    assert result.structured_content == {"result": 42, "expression": "6 * 7 = 42"}
+    progress: list[float] = []
+    result = await client.call_tool(
+        "long_running", {"steps": 3, "delay_ms": 5}, progress=lambda v, t, m: progress.append(v)
+    )
+    assert tool_text(result) == "completed 3 steps" and progress == [1, 2, 3]
+    assert "forty-two" in tool_text(await client.call_tool("ask_llm", {"question": "q"}))
+    assert tool_text(await client.call_tool("ask_user", {})) == "Hello Ada, you like red."
+    await client.call_tool("log_messages", {"count": 2})
+    call = asyncio.ensure_future(client.call_tool("long_running", {"steps": 50, "delay_ms": 100}))
+    await asyncio.sleep(0.5)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert tool_text(await client.call_tool("echo", {"message": "still here"})) == "still here"
 
 
 class Gw:

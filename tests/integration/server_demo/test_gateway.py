@@ -20,7 +20,10 @@ from gateway_support import (
     Gw,
     child_processes,
     connect_gateway,
+    demo_tour,
     demo_upstream,
+    elicit,
+    sampling,
     start_gateway,
     stdio_server,
     tool_text,
@@ -111,35 +114,11 @@ async def test_match_names_the_upstream_of_a_configured_url_only(gw: Gw) -> None
 
 @pytest.mark.parametrize("kind", ["mcp", "ws"])
 async def test_tools_progress_sampling_elicitation(gw: Gw, kind: str) -> None:
-    async def sampling(params: mt.CreateMessageRequestParams) -> mt.CreateMessageResult:
-        return mt.CreateMessageResult(role="assistant", content=mt.TextContent(text="forty-two"), model="m")
-
-    async def elicit(params: Any) -> mt.ElicitResult:
-        return mt.ElicitResult(action="accept", content={"name": "Ada", "colour": "red"})
-
     logs: list[Any] = []
     client = await connect_gateway(gw.url("demo-stdio", kind), sampling_handler=sampling, elicitation_handler=elicit)
     client.on_log = logs.append
     try:
-        tools = {t.name for t in (await client.list_tools()).tools}
-        assert {"calculate", "long_running", "ask_llm", "ask_user"} <= tools
-        result = await client.call_tool("calculate", {"a": 6, "b": 7, "operation": "multiply"})
-        assert result.structured_content == {"result": 42, "expression": "6 * 7 = 42"}
-        progress: list[float] = []
-        result = await client.call_tool(
-            "long_running", {"steps": 3, "delay_ms": 5}, progress=lambda v, t, m: progress.append(v)
-        )
-        assert tool_text(result) == "completed 3 steps" and progress == [1, 2, 3]
-        assert "forty-two" in tool_text(await client.call_tool("ask_llm", {"question": "q"}))
-        assert tool_text(await client.call_tool("ask_user", {})) == "Hello Ada, you like red."
-        await client.call_tool("log_messages", {"count": 2})
-        # cancellation: the call stops, the session goes on
-        call = asyncio.ensure_future(client.call_tool("long_running", {"steps": 50, "delay_ms": 100}))
-        await asyncio.sleep(0.5)
-        call.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await call
-        assert tool_text(await client.call_tool("echo", {"message": "still here"})) == "still here"
+        await demo_tour(client)
     finally:
         await client.close()
     assert logs, "log notifications pass through"

@@ -19,6 +19,7 @@ from typing import Any
 import mcp_types as mt
 import pytest
 import redis.asyncio as aioredis
+from gateway_support import demo_tour, elicit, sampling, tool_text
 
 from devtools import ROOT
 from devtools.processes import stop_process
@@ -130,10 +131,6 @@ async def queue_client(
     return client, transport
 
 
-def tool_text(result: mt.CallToolResult) -> str:
-    return "".join(getattr(c, "text", "") for c in result.content)
-
-
 async def records(redis: aioredis.Redis) -> dict[str, Any]:
     return {k: decode_record(v) for k, v in (await redis.hgetall(DISCOVERY_KEY)).items()}
 
@@ -150,14 +147,6 @@ async def until(check: Callable[[], Any], within: float = 5.0) -> Any:
         await asyncio.sleep(0.05)
 
 
-async def sampling(params: mt.CreateMessageRequestParams) -> mt.CreateMessageResult:
-    return mt.CreateMessageResult(role="assistant", content=mt.TextContent(text="forty-two"), model="m")
-
-
-async def elicit(params: Any) -> mt.ElicitResult:
-    return mt.ElicitResult(action="accept", content={"name": "Ada", "colour": "red"})
-
-
 @pytest.mark.parametrize("era", [HANDSHAKE, None], ids=["handshake", "modern"])
 async def test_tools_progress_sampling_elicitation_cancellation(
     pool: dict[str, Worker], redis_url: str, era: str | None
@@ -168,24 +157,8 @@ async def test_tools_progress_sampling_elicitation_cancellation(
     )
     try:
         assert client.protocol_version == (era or "2026-07-28")
-        tools = {t.name for t in (await client.list_tools()).tools}
-        assert {"calculate", "long_running", "ask_llm", "ask_user", "calc_add"} <= tools
-        result = await client.call_tool("calculate", {"a": 6, "b": 7, "operation": "multiply"})
-        assert result.structured_content == {"result": 42, "expression": "6 * 7 = 42"}
-        progress: list[float] = []
-        result = await client.call_tool(
-            "long_running", {"steps": 3, "delay_ms": 5}, progress=lambda v, t, m: progress.append(v)
-        )
-        assert tool_text(result) == "completed 3 steps" and progress == [1, 2, 3]
-        assert "forty-two" in tool_text(await client.call_tool("ask_llm", {"question": "q"}))
-        assert tool_text(await client.call_tool("ask_user", {})) == "Hello Ada, you like red."
-        await client.call_tool("log_messages", {"count": 2})
-        call = asyncio.ensure_future(client.call_tool("long_running", {"steps": 50, "delay_ms": 100}))
-        await asyncio.sleep(0.4)
-        call.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await call
-        assert tool_text(await client.call_tool("echo", {"message": "still here"})) == "still here"
+        assert "calc_add" in {t.name for t in (await client.list_tools()).tools}
+        await demo_tour(client)
         async with aioredis.Redis.from_url(redis_url, decode_responses=True) as r:
             # the cancelled call was acknowledged: nothing pending on the request streams
             pending = await until(lambda: _no_pending(r), 3)
@@ -274,22 +247,30 @@ async def _owner(redis: aioredis.Redis) -> str | None:
     return str(rows[0]["consumer"]) if rows else None
 
 
+async def _long_call_on_a_worker(
+    client: Client, redis: aioredis.Redis, pool: dict[str, Worker], steps: int
+) -> tuple[asyncio.Future[mt.CallToolResult], list[tuple[float, float]], str]:
+    """Start a ``long_running`` call and wait until a worker runs it: (the call, its (time, progress), that worker)."""
+    progress: list[tuple[float, float]] = []
+    call = asyncio.ensure_future(
+        client.call_tool(
+            "long_running",
+            {"steps": steps, "delay_ms": 100},
+            progress=lambda v, t, m: progress.append((time.monotonic(), v)),
+        )
+    )
+    assert await until(lambda: progress, 5)
+    victim = await _owner(redis)
+    assert victim in pool
+    return call, progress, victim
+
+
 async def test_worker_killed_mid_call_is_reclaimed_once(
     pool: dict[str, Worker], redis_url: str, redis: aioredis.Redis, record_figure: Callable[[str, object], None]
 ) -> None:
     client, transport = await queue_client(redis_url)
     try:
-        progress: list[tuple[float, float]] = []
-        call = asyncio.ensure_future(
-            client.call_tool(
-                "long_running",
-                {"steps": 12, "delay_ms": 100},
-                progress=lambda v, t, m: progress.append((time.monotonic(), v)),
-            )
-        )
-        assert await until(lambda: progress, 5)
-        victim = await _owner(redis)
-        assert victim in pool
+        call, progress, victim = await _long_call_on_a_worker(client, redis, pool, 12)
         survivor = next(w for w in pool if w != victim)
         killed_at = time.monotonic()
         pool[victim].kill()
@@ -321,17 +302,7 @@ async def test_a_stopping_worker_hands_its_unfinished_call_to_the_pool(
 ) -> None:
     client, transport = await queue_client(redis_url)
     try:
-        progress: list[tuple[float, float]] = []
-        call = asyncio.ensure_future(
-            client.call_tool(
-                "long_running",
-                {"steps": 15, "delay_ms": 100},
-                progress=lambda v, t, m: progress.append((time.monotonic(), v)),
-            )
-        )
-        assert await until(lambda: progress, 5)
-        victim = await _owner(redis)
-        assert victim in pool
+        call, progress, victim = await _long_call_on_a_worker(client, redis, pool, 15)
         pool[victim].terminate()  # SIGTERM: drains DRAIN seconds, then releases the entry
         stopped_at = time.monotonic()
         seen = len(progress)
@@ -354,15 +325,7 @@ async def test_a_paused_worker_that_finishes_late_does_not_answer_twice(
 ) -> None:
     client, transport = await queue_client(redis_url)
     try:
-        progress: list[float] = []
-        call = asyncio.ensure_future(
-            client.call_tool(
-                "long_running", {"steps": 15, "delay_ms": 100}, progress=lambda v, t, m: progress.append(v)
-            )
-        )
-        assert await until(lambda: progress, 5)
-        victim = await _owner(redis)
-        assert victim in pool
+        call, progress, victim = await _long_call_on_a_worker(client, redis, pool, 15)
         os.kill(pool[victim].proc.pid, signal.SIGSTOP)  # wedged: stops extending its entry
         try:
             await asyncio.sleep(VISIBILITY + 0.8)
@@ -370,7 +333,7 @@ async def test_a_paused_worker_that_finishes_late_does_not_answer_twice(
             os.kill(pool[victim].proc.pid, signal.SIGCONT)  # it finishes its copy of the call late
         result = await asyncio.wait_for(call, 20)
         assert tool_text(result) == "completed 15 steps"
-        assert progress.count(1) == 2, "the survivor ran the call again from its first step"
+        assert [v for _, v in progress].count(1) == 2, "the survivor ran the call again from its first step"
         await asyncio.sleep(1.5)  # long enough for the late copy to finish and try to answer
         stream = response_stream(transport.link.inbox)
         assert transport.core.deduper.dropped == 0, "the late copy wrote no second response"
