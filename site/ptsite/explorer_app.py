@@ -30,8 +30,16 @@ from pyodide_transport.errors import AuthorizationCancelledError, CORSError, MCP
 from pyodide_transport.oauth import OAuth, OAuthRequest
 from pyodide_transport.oauth_core import OpenAuthorization
 
+from .apps_view import AppsFeature
 from .dom import FormView, Scope, block_node, by_testid, clear, el, report_error, set_error_sink, set_text, spawn
+from .features import CallKind, CallOutcome, CallRecord, Feature
 from .forms import build_form, parse_json_arguments
+from .history_view import HistoryFeature
+from .input_requests import InputRequests
+from .palette import PaletteFeature
+from .protocol_view import ProtocolFeature
+from .roots_view import RootsFeature
+from .servers_view import ServersFeature
 from .settings import (
     IN_BROWSER,
     TRANSPORTS,
@@ -43,6 +51,7 @@ from .settings import (
     parse_deep_link,
     template_variables,
 )
+from .status_view import StatusFeature
 from .tracing import TraceEntry, TracingTransport, oauth_entry
 from .views import capability_summary, log_view, prompt_views, resource_contents_blocks, result_view
 
@@ -50,7 +59,6 @@ __all__ = ["Explorer", "main"]
 
 MAX_TRACE = 1000
 MAX_LOG = 1000
-USER_REJECTED = -1
 
 
 def _dump(model: Any) -> dict[str, Any]:
@@ -73,7 +81,6 @@ class Explorer:
         self.tool_scope = Scope()  # the selected tool's form
         self.resource_scope = Scope()
         self.prompt_scope = Scope()
-        self.dialog_scope = Scope()
         self.list_scope = Scope()
         self.tools: list[mt.Tool] = []
         self.resources: list[mt.Resource] = []
@@ -92,6 +99,17 @@ class Explorer:
         self.auth = OAuth(
             redirect_handler=self._sign_in, client_name="pyodide-transport explorer", on_request=self._on_oauth
         )
+        self.input_requests = InputRequests(self)
+        self.features: list[Feature] = [
+            ServersFeature(self),
+            StatusFeature(self),
+            RootsFeature(self),
+            self.input_requests,
+            AppsFeature(self),
+            HistoryFeature(self),
+            ProtocolFeature(self),
+            PaletteFeature(self),
+        ]
 
     # ------------------------------------------------------------ page setup
 
@@ -139,6 +157,8 @@ class Explorer:
         self.scope.on(by_testid("gateway-offer-button"), "click", lambda _e: self._take_offer())
         self.scope.on(select, "change", lambda _e: self._pick_upstream())
         self._update_share_link()
+        for feature in self.features:
+            feature.setup()
         by_testid("connect-button").disabled = False
         js.document.body.classList.remove("booting")
         js.document.body.dataset.ready = "true"
@@ -275,6 +295,20 @@ class Explorer:
         set_text(node, text)
         node.hidden = False
 
+    def settings(self) -> Settings:
+        """The connection panel's settings."""
+        return self._settings()
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Fill the connection panel with ``settings`` (while disconnected)."""
+        by_testid("server-url").value = settings.server
+        by_testid("transport-select").value = settings.transport
+        by_testid("header-name").value = settings.header_name
+        by_testid("header-value").value = settings.header_value
+        by_testid("gateway-auto").checked = settings.gateway_auto
+        self._transport_hint()
+        self._update_share_link()
+
     def _settings(self) -> Settings:
         return Settings(
             server=str(by_testid("server-url").value).strip(),
@@ -358,6 +392,8 @@ class Explorer:
         self.url = url
         choice = TRANSPORTS[settings.transport]
         options: dict[str, Any] = {}
+        for feature in self.features:
+            options.update(feature.transport_options(url))
         if settings.header_name and not choice.websocket:
             options["headers"] = {settings.header_name: settings.header_value}
         if not choice.websocket:  # a page cannot set Authorization on a WebSocket
@@ -368,19 +404,19 @@ class Explorer:
             if choice.in_browser:
                 options = {}  # a MessagePort: no headers, no sign-in
             transport = TracingTransport(transport_for(url, **options), self._on_trace)
-            client = Client(
-                transport,
-                client_info=mt.Implementation(name="pyodide-transport-explorer", version=pt.__version__),
-                protocol_version=str(by_testid("protocol-select").value) or None,
-                on_log=self._on_log,
-                on_tools_list_changed=lambda: self.load_tools(),
-                on_resources_list_changed=lambda: self.load_resources(),
-                on_prompts_list_changed=lambda: self.load_prompts(),
-                on_resource_updated=self._on_resource_updated,
-                sampling_handler=self._sampling,
-                elicitation_handler=self._elicitation,
-                on_error=self._on_client_error,
-            )
+            client_options: dict[str, Any] = {
+                "client_info": mt.Implementation(name="pyodide-transport-explorer", version=pt.__version__),
+                "protocol_version": str(by_testid("protocol-select").value) or None,
+                "on_log": self._on_log,
+                "on_tools_list_changed": lambda: self.load_tools(),
+                "on_resources_list_changed": lambda: self.load_resources(),
+                "on_prompts_list_changed": lambda: self.load_prompts(),
+                "on_resource_updated": self._on_resource_updated,
+                "on_error": self._on_client_error,
+            }
+            for feature in self.features:
+                client_options.update(feature.client_options())
+            client = Client(transport, **client_options)
             await client.connect()
         except Exception as exc:
             by_testid("connect-button").disabled = False
@@ -407,6 +443,11 @@ class Explorer:
         if caps is not None and caps.logging is not None:
             await self.apply_log_level()
         await asyncio.gather(self.load_tools(), self.load_resources(), self.load_prompts())
+        for feature in self.features:
+            try:
+                await feature.connected(client)
+            except Exception as exc:  # one feature's failure leaves the session and the others alone
+                report_error(exc)
 
     def _show_server_info(self, client: Client, url: str) -> None:
         info = client.server_info
@@ -433,6 +474,8 @@ class Explorer:
             self.call_task.cancel()
         if client is not None:
             await client.close()
+        for feature in self.features:
+            feature.disconnected()
         self._set_connected_controls(False)
         self._status("disconnected", "Disconnected")
         by_testid("server-info").hidden = True
@@ -544,11 +587,81 @@ class Explorer:
         return self.client
 
     def _on_client_error(self, exc: Exception) -> None:
-        self._add_log("client", "pyodide-transport", f"{type(exc).__name__}: {exc}")
+        self.add_log("client", "pyodide-transport", f"{type(exc).__name__}: {exc}")
         client = self.client
         if client is not None and not client.is_connected():
             self._status("error", "Connection lost")
             self._error(describe_error(exc, self.url))
+
+    # ------------------------------------------------------------------ calls
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], *, progress: Any = None, origin: str = "explorer"
+    ) -> mt.CallToolResult:
+        """Call a tool and record the call (history, features); errors propagate to the caller."""
+        client = self._require()
+        result: mt.CallToolResult = await self._recorded(
+            "tool", name, arguments, origin, client.call_tool(name, arguments, progress=progress)
+        )
+        return result
+
+    async def get_prompt(self, name: str, arguments: dict[str, str], *, origin: str = "explorer") -> mt.GetPromptResult:
+        """Get a prompt and record the call."""
+        client = self._require()
+        result: mt.GetPromptResult = await self._recorded(
+            "prompt", name, dict(arguments), origin, client.get_prompt(name, arguments)
+        )
+        return result
+
+    async def read_resource(self, uri: str, *, origin: str = "explorer") -> mt.ReadResourceResult:
+        """Read a resource and record the call."""
+        client = self._require()
+        result: mt.ReadResourceResult = await self._recorded("resource", uri, {}, origin, client.read_resource(uri))
+        return result
+
+    async def _recorded(self, kind: CallKind, name: str, arguments: dict[str, Any], origin: str, call: Any) -> Any:
+        """Await ``call``, then tell every feature how it went (one :class:`CallRecord`)."""
+        client = self._require()
+        wall, started = time.time(), time.perf_counter()
+        outcome: CallOutcome = "ok"
+        result: dict[str, Any] | None = None
+        error: str | None = None
+        try:
+            answer = await call
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            raise
+        except MCPError as exc:
+            outcome, error = "error", f"The server refused the call: {exc}"
+            raise
+        except Exception as exc:
+            outcome, error = "error", describe_error(exc, self.url)
+            raise
+        else:
+            result = _dump(answer)
+            if result.get("isError"):
+                outcome = "tool-error"
+            return answer
+        finally:
+            record = CallRecord(
+                kind=kind,
+                name=name,
+                arguments=arguments,
+                server=self.url,
+                protocol_version=client.protocol_version or "",
+                era=client.era or "",
+                started=wall,
+                duration=time.perf_counter() - started,
+                outcome=outcome,
+                result=result,
+                error=error,
+                origin=origin,
+            )
+            for feature in self.features:
+                try:
+                    feature.on_call(record)
+                except Exception as exc:
+                    report_error(exc)
 
     # ------------------------------------------------------------------ lists
 
@@ -588,6 +701,8 @@ class Explorer:
         items = [(t.name, t.name, t.title or t.description or "") for t in self.tools]
         self._fill_list("tool-list", items, self.select_tool, "No tools.")
         set_text(by_testid("tools-count"), str(len(self.tools)))
+        for feature in self.features:
+            feature.on_tools(self.tools)
 
     async def load_resources(self) -> None:
         """List resources and templates."""
@@ -603,7 +718,7 @@ class Explorer:
             self._fill_list("resource-list", [], None, f"Listing resources failed: {describe_error(exc)}")
             return
         items = [(r.uri, r.name, r.uri) for r in self.resources]
-        self._fill_list("resource-list", items, self.read_resource, "No resources.")
+        self._fill_list("resource-list", items, self.open_resource, "No resources.")
         templates = [(t.name, t.name, t.uri_template) for t in self.templates]
         self._fill_list("template-list", templates, self.select_template, "No templates.")
         set_text(by_testid("resources-count"), str(len(self.resources) + len(self.templates)))
@@ -626,8 +741,8 @@ class Explorer:
 
     # ------------------------------------------------------------------ tools
 
-    def select_tool(self, name: str) -> None:
-        """Show a tool's form."""
+    def select_tool(self, name: str, arguments: dict[str, Any] | None = None) -> None:
+        """Show a tool's form; with ``arguments``, in the JSON editor holding them (edit and re-run)."""
         tool = next((t for t in self.tools if t.name == name), None)
         if tool is None:
             return
@@ -691,6 +806,10 @@ class Explorer:
                 set_text(mode, "Edit as JSON")
 
         self.tool_scope.on(mode, "click", toggle)
+        if arguments is not None:
+            json_box.value = json.dumps(arguments, indent=2)
+            json_box.hidden, view.node.hidden = False, True
+            set_text(mode, "Back to the form")
 
         call = el("button", "Call tool", type="button", cls="primary", testid="call-button")
         cancel = el("button", "Cancel", type="button", cls="danger", testid="cancel-button", disabled=True)
@@ -702,7 +821,7 @@ class Explorer:
         result_box = el("div", testid="tool-result-box")
         detail.appendChild(result_box)
 
-        def arguments() -> dict[str, Any] | None:
+        def read_arguments() -> dict[str, Any] | None:
             if not json_box.hidden:
                 args, problem = parse_json_arguments(str(json_box.value))
                 set_text(json_error, problem)
@@ -712,7 +831,7 @@ class Explorer:
             return None if errors else args
 
         async def run(_evt: Any) -> None:
-            args = arguments()
+            args = read_arguments()
             if args is None:
                 return
             call.disabled, cancel.disabled = True, False
@@ -733,8 +852,7 @@ class Explorer:
                     text = f"{value:g}"
                 set_text(bar_text, f"{text}{' · ' + message if message else ''}")
 
-            client = self._require()
-            self.call_task = asyncio.ensure_future(client.call_tool(tool.name, args, progress=on_progress))
+            self.call_task = asyncio.ensure_future(self.call_tool(tool.name, args, progress=on_progress))
             try:
                 result = await self.call_task
             except asyncio.CancelledError:
@@ -744,7 +862,7 @@ class Explorer:
             except Exception as exc:
                 self._render_outcome(result_box, describe_error(exc, self.url), "error")
             else:
-                self._render_result(result_box, _dump(result))
+                self.render_result(result_box, _dump(result))
             finally:
                 self.call_task = None
                 call.disabled, cancel.disabled = False, True
@@ -762,7 +880,8 @@ class Explorer:
         body = el("div", cls="result-body", children=[el("pre", text, cls="block notice", testid="result-block")])
         box.appendChild(el("div", cls="result error", testid="tool-result", data_state=state, children=[head, body]))
 
-    def _render_result(self, box: Any, raw: dict[str, Any]) -> None:
+    def render_result(self, box: Any, raw: dict[str, Any]) -> None:
+        """Show a tool result (its content blocks and structuredContent) in ``box``."""
         view = result_view(raw)
         clear(box)
         state = "error" if view.is_error else "ok"
@@ -790,11 +909,11 @@ class Explorer:
 
     async def _open_resource_link(self, uri: str) -> None:
         self.show_tab("resources")
-        await self.read_resource(uri)
+        await self.open_resource(uri)
 
     # -------------------------------------------------------------- resources
 
-    async def read_resource(self, uri: str) -> None:
+    async def open_resource(self, uri: str) -> None:
         """Read a resource and show it, with a subscribe toggle."""
         self._select_in("resource-list", uri)
         self._select_in("template-list", "")
@@ -827,7 +946,7 @@ class Explorer:
                 else:
                     await client.subscribe(uri)
             except Exception as exc:
-                self._add_log("client", "explorer", f"subscription change failed: {describe_error(exc)}")
+                self.add_log("client", "explorer", f"subscription change failed: {describe_error(exc)}")
             now = uri in client.subscriptions
             set_text(toggle, "Unsubscribe" if now else "Subscribe to updates")
             live.hidden = not now
@@ -837,10 +956,9 @@ class Explorer:
         self.resource_scope.on(toggle, "click", flip)
         await self._show_contents(uri, content)
 
-    async def _show_contents(self, uri: str, content: Any) -> None:
-        client = self._require()
+    async def _show_contents(self, uri: str, content: Any, record: bool = True) -> None:
         try:
-            result = await client.read_resource(uri)
+            result = await self.read_resource(uri) if record else await self._require().read_resource(uri)
         except Exception as exc:
             clear(content)
             content.appendChild(el("pre", describe_error(exc), cls="block notice", testid="resource-block"))
@@ -850,7 +968,7 @@ class Explorer:
             content.appendChild(block_node(block, testid="resource-block"))
 
     def _on_resource_updated(self, uri: str) -> None:
-        self._add_log("notice", "resources/updated", uri)
+        self.add_log("notice", "resources/updated", uri)
         if uri != self.viewing_uri:
             return
         self.update_count += 1
@@ -859,7 +977,7 @@ class Explorer:
             set_text(live, f"live · {self.update_count} updates")
         content = by_testid("resource-content")
         if content is not None and self.client is not None:
-            spawn(self._show_contents(uri, content))
+            spawn(self._show_contents(uri, content, record=False))
 
     def select_template(self, name: str) -> None:
         """Show a template's variable inputs and a Read button."""
@@ -957,7 +1075,7 @@ class Explorer:
                 return
             clear(out)
             try:
-                result = await self._require().get_prompt(prompt.name, {k: str(v) for k, v in args.items()})
+                result = await self.get_prompt(prompt.name, {k: str(v) for k, v in args.items()})
             except Exception as exc:
                 out.appendChild(el("pre", describe_error(exc), cls="block notice", testid="prompt-message"))
                 return
@@ -988,13 +1106,14 @@ class Explorer:
         try:
             await client.set_logging_level(level)  # type: ignore[arg-type]
         except Exception as exc:
-            self._add_log("client", "explorer", f"setting the log level failed: {describe_error(exc)}")
+            self.add_log("client", "explorer", f"setting the log level failed: {describe_error(exc)}")
 
     def _on_log(self, params: mt.LoggingMessageNotificationParams) -> None:
         view = log_view(_dump(params))
-        self._add_log(view.level, view.logger, view.text)
+        self.add_log(view.level, view.logger, view.text)
 
-    def _add_log(self, level: str, logger: str, text: str) -> None:
+    def add_log(self, level: str, logger: str, text: str) -> None:
+        """Add a line to the Log pane."""
         listing = by_testid("log-list")
         entry = el(
             "li",
@@ -1022,6 +1141,11 @@ class Explorer:
     # ------------------------------------------------------------------ trace
 
     def _on_trace(self, entry: TraceEntry) -> None:
+        for feature in self.features:
+            try:
+                feature.on_trace(entry)
+            except Exception as exc:
+                report_error(exc)
         listing = by_testid("trace-list")
         duration = f"{entry.duration * 1000:.1f} ms" if entry.duration is not None else ""
         what = " ".join(p for p in (entry.kind, entry.method, f"#{entry.msg_id}" if entry.msg_id else "") if p)
@@ -1059,92 +1183,6 @@ class Explorer:
         self.trace_count = 0
         set_text(by_testid("trace-count"), "")
 
-    # ---------------------------------------------- sampling and elicitation
-
-    def _open_dialog(self, title: str, testid: str) -> Any:
-        self.dialog_scope.clear()
-        dialog = by_testid("input-request-dialog")
-        clear(dialog)
-        dialog.dataset.kind = testid
-        dialog.appendChild(el("h2", title))
-        by_testid("input-request").hidden = False
-        return dialog
-
-    def _close_dialog(self) -> None:
-        self.dialog_scope.clear()
-        clear(by_testid("input-request-dialog"))
-        by_testid("input-request").hidden = True
-
-    async def _sampling(self, params: mt.CreateMessageRequestParams) -> mt.CreateMessageResult:
-        """Answer a sampling request with text typed by the user (a human stands in for the LLM)."""
-        try:
-            dialog = self._open_dialog("The server asks your LLM", "sampling")
-            dialog.appendChild(el("p", "You play the LLM: read the request and type the reply.", cls="muted small"))
-            if params.system_prompt:
-                dialog.appendChild(el("div", f"system: {params.system_prompt}", cls="meta"))
-            for message in params.messages:
-                raw = _dump(message)
-                content = raw.get("content")
-                text = content.get("text") if isinstance(content, dict) else None
-                dialog.appendChild(
-                    el(
-                        "pre",
-                        f"{raw.get('role')}: {text if isinstance(text, str) else json.dumps(content)}",
-                        cls="block",
-                        testid="sampling-message",
-                    )
-                )
-            reply = el("textarea", testid="sampling-reply", rows=4)
-            dialog.appendChild(el("label", "Reply", children=[reply]))
-            send = el("button", "Send reply", type="button", cls="primary", testid="sampling-send")
-            reject = el("button", "Reject", type="button", testid="sampling-reject")
-            dialog.appendChild(el("div", cls="buttons", children=[send, reject]))
-            answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-            self.dialog_scope.on(send, "click", lambda _e: _settle(answer, str(reply.value)))
-            self.dialog_scope.on(reject, "click", lambda _e: _settle(answer, None))
-            text = await answer
-        finally:
-            self._close_dialog()
-        if text is None:
-            raise MCPError(USER_REJECTED, "the user rejected the sampling request")
-        return mt.CreateMessageResult(
-            role="assistant", content=mt.TextContent(text=text), model="human (explorer)", stop_reason="endTurn"
-        )
-
-    async def _elicitation(self, params: mt.ElicitRequestFormParams | mt.ElicitRequestURLParams) -> mt.ElicitResult:
-        """Ask the user to fill the requested form (or to visit a URL), then accept, decline or cancel."""
-        try:
-            dialog = self._open_dialog("The server asks you", "elicitation")
-            dialog.appendChild(el("p", params.message, testid="elicitation-message"))
-            view: FormView | None = None
-            if isinstance(params, mt.ElicitRequestURLParams):
-                dialog.appendChild(el("p", "It asks you to open this URL yourself:", cls="muted small"))
-                dialog.appendChild(el("pre", params.url, cls="block", testid="elicitation-url"))
-            else:
-                view = FormView(build_form(params.requested_schema), self.dialog_scope, prefix="elicit")
-                dialog.appendChild(view.node)
-            accept = el("button", "Accept", type="button", cls="primary", testid="elicit-accept")
-            decline = el("button", "Decline", type="button", testid="elicit-decline")
-            cancel = el("button", "Cancel", type="button", testid="elicit-cancel")
-            dialog.appendChild(el("div", cls="buttons", children=[accept, decline, cancel]))
-            answer: asyncio.Future[mt.ElicitResult] = asyncio.get_running_loop().create_future()
-
-            def on_accept(_evt: Any) -> None:
-                content: dict[str, Any] | None = None
-                if view is not None:
-                    content, errors = view.values()
-                    if errors:
-                        return
-                if not answer.done():
-                    answer.set_result(mt.ElicitResult(action="accept", content=content))
-
-            self.dialog_scope.on(accept, "click", on_accept)
-            self.dialog_scope.on(decline, "click", lambda _e: _settle(answer, mt.ElicitResult(action="decline")))
-            self.dialog_scope.on(cancel, "click", lambda _e: _settle(answer, mt.ElicitResult(action="cancel")))
-            return await answer
-        finally:
-            self._close_dialog()
-
 
 def _minutes(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
@@ -1165,12 +1203,6 @@ async def _settle_with(answer: asyncio.Future[str], outcome: Any) -> None:
 def _ignore_event(func: Callable[..., Any], *args: Any) -> Any:
     """Call ``func(*args)``, dropping the DOM event passed last (for ``functools.partial`` handlers)."""
     return func(*args[:-1])
-
-
-def _settle(future: asyncio.Future[Any], value: Any) -> None:
-    """Resolve ``future`` unless it already is (a second click does nothing)."""
-    if not future.done():
-        future.set_result(value)
 
 
 _explorer: Explorer | None = None
