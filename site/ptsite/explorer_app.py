@@ -1003,7 +1003,8 @@ class Explorer:
             box.setAttribute("list", f"complete-{var}")
             inputs[var] = box
             form.appendChild(el("label", children=[el("span", var, cls="label"), box, options]))
-            complete = functools.partial(_ignore_event, self._complete, template, var, box, options)
+            ref = {"type": "ref/resource", "uri": template.uri_template}
+            complete = functools.partial(_ignore_event, self._complete, ref, var, box, options, dict)
             self.resource_scope.on(box, "input", complete)
         preview = el("p", "", cls="small muted", testid="template-preview")
         form.appendChild(preview)
@@ -1028,14 +1029,17 @@ class Explorer:
 
         self.resource_scope.on(read, "click", go)
 
-    async def _complete(self, template: mt.ResourceTemplate, var: str, box: Any, options: Any) -> None:
+    async def _complete(
+        self, ref: dict[str, str], var: str, box: Any, options: Any, context: Callable[[], dict[str, str]]
+    ) -> None:
+        """Offer the server's completions for ``var`` (``completion/complete``) in the field's datalist."""
         client = self.client
         caps = client.server_capabilities if client else None
         if client is None or caps is None or caps.completions is None:
             return
         try:
-            result = await client.complete({"type": "ref/resource", "uri": template.uri_template}, var, str(box.value))
-        except Exception:
+            result = await client.complete(ref, var, str(box.value), context() or None)
+        except Exception:  # a completion is a hint: a failure leaves the field as typed
             return
         clear(options)
         for value in result.completion.values:
@@ -1064,6 +1068,22 @@ class Explorer:
                 schema["required"].append(arg.name)
         view = FormView(build_form(schema), self.prompt_scope, prefix="prompt-arg")
         detail.appendChild(view.node)
+
+        def filled() -> dict[str, str]:
+            return {k: str(v) for k, v in view.raw().items() if isinstance(v, str) and v}
+
+        ref = {"type": "ref/prompt", "name": prompt.name}
+        for arg in prompt.arguments or []:
+            box = by_testid(f"prompt-arg-{arg.name}", view.node)
+            if box is None:
+                continue
+            options = el("datalist", id=f"prompt-complete-{arg.name}", testid=f"prompt-complete-{arg.name}")
+            box.setAttribute("list", f"prompt-complete-{arg.name}")
+            box.setAttribute("autocomplete", "off")
+            box.parentNode.appendChild(options)
+            complete = functools.partial(_ignore_event, self._complete, ref, arg.name, box, options, filled)
+            self.prompt_scope.on(box, "input", complete)
+            self.prompt_scope.on(box, "focus", complete)
         get = el("button", "Get prompt", type="button", cls="primary", testid="prompt-get")
         detail.appendChild(el("div", cls="buttons", children=[get]))
         out = el("div", testid="prompt-result")
