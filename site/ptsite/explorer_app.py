@@ -763,6 +763,12 @@ class Explorer:
             ):
                 if getattr(tool.annotations, flag):
                     head.appendChild(el("span", label, cls="badge warn" if flag == "destructive_hint" else "badge"))
+        ui = _ui_meta(tool)
+        if ui.get("resourceUri"):
+            head.appendChild(el("span", "MCP App", cls="badge", testid="tool-app-badge", title=str(ui["resourceUri"])))
+        visibility = ui.get("visibility")
+        if isinstance(visibility, list) and "model" not in visibility:
+            head.appendChild(el("span", "app-only", cls="badge", testid="tool-app-only", title="hidden from the model"))
         detail.appendChild(head)
         if tool.description:
             detail.appendChild(el("p", tool.description, cls="muted", testid="tool-description"))
@@ -1202,6 +1208,16 @@ class Explorer:
         clear(by_testid("trace-list"))
         self.trace_count = 0
         set_text(by_testid("trace-count"), "")
+
+
+def _ui_meta(tool: mt.Tool) -> dict[str, Any]:
+    """The tool's MCP Apps metadata (``_meta.ui``; the deprecated flat ``ui/resourceUri`` key too)."""
+    meta = tool.meta or {}
+    ui = meta.get("ui")
+    found = dict(ui) if isinstance(ui, dict) else {}
+    if "resourceUri" not in found and isinstance(meta.get("ui/resourceUri"), str):
+        found["resourceUri"] = meta["ui/resourceUri"]
+    return found
 
 
 def _minutes(seconds: float) -> str:
