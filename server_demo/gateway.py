@@ -7,7 +7,9 @@ sessions, SSE streams, both protocol eras) whose :meth:`~GatewayEndpoint.new_cor
 with a ``serve`` hook. ``GET /gateway`` lists the upstreams (name, kind, endpoints; never a command,
 URL or environment). ``GET /gateway/match?url=URL`` names the URL upstream configured with that URL
 (404 otherwise): the explorer asks after a direct connection failed with a CORS error, and the
-caller learns only whether the URL it already knows is configured.
+caller learns only whether the URL it already knows is configured. ``GET /gateway/match?command=C&args=JSON``
+(optional ``&name=N``) names the stdio upstream configured with that command line, the same way: the
+explorer asks when it imports an ``mcpServers`` file with stdio entries.
 
 Isolation: every browser session gets its own upstream connection (a process per session for a
 stdio upstream, its own HTTP session or socket for a URL): no state, ids or server-to-client
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import time
@@ -664,6 +667,32 @@ class Gateway:
                 return upstream
         return None
 
+    def match_stdio(self, command: str, args: tuple[str, ...], name: str = "") -> Upstream | None:
+        """The stdio upstream configured with ``command`` and exactly ``args``, if any (the one named ``name`` first).
+
+        A command matches when equal, or when the given one is a bare name (no slash or backslash) equal to
+        the configured command's file name (``python`` matches ``/usr/bin/python``). The name alone
+        never matches: a different command under the same name is a different server. The explorer asks
+        when it imports an ``mcpServers`` file: the browser learns only whether the command line it
+        already holds is configured (never an environment, a working directory or a URL).
+        """
+
+        def same_command(configured: str) -> bool:
+            if command == configured:
+                return True
+            bare = "/" not in command and "\\" not in command
+            return bare and configured.replace("\\", "/").rsplit("/", 1)[-1] == command
+
+        found = [
+            upstream
+            for upstream in self.upstreams.values()
+            if upstream.config.kind == "stdio"
+            and upstream.config.command is not None
+            and same_command(upstream.config.command)
+            and upstream.config.args == args
+        ]
+        return next((u for u in found if u.config.name == name), found[0] if found else None)
+
     async def serve_websocket(
         self,
         upstream: Upstream,
@@ -740,7 +769,12 @@ class Gateway:
             answered, cors = _guard(request, security)
             if answered is not None:
                 return answered
-            url = request.query_params.get("url", "")
+            params = request.query_params
+            if "command" in params:
+                return _match_stdio(
+                    self, params.get("command", ""), params.get("args", "[]"), params.get("name", ""), cors
+                )
+            url = params.get("url", "")
             if not url or len(url) > _MAX_MATCH_URL:
                 return JSONResponse({"error": f"give ?url= (at most {_MAX_MATCH_URL} characters)"}, 400, headers=cors)
             upstream = self.match(url)
@@ -778,6 +812,24 @@ class Gateway:
         """End every session (stopping every upstream process)."""
         for endpoint in self.endpoints:
             await endpoint.close()
+
+
+def _match_stdio(gateway: Gateway, command: str, args_text: str, name: str, cors: dict[str, str]) -> Response:
+    """``GET /gateway/match?command=C&args=JSON&name=N``: the stdio upstream with that command line, or 404."""
+    if not command or len(command) + len(args_text) + len(name) > _MAX_MATCH_URL:
+        return JSONResponse(
+            {"error": f"give ?command= (at most {_MAX_MATCH_URL} characters in all)"}, 400, headers=cors
+        )
+    try:
+        args = json.loads(args_text)
+    except ValueError:
+        args = None
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        return JSONResponse({"error": "?args= must be a JSON list of strings"}, 400, headers=cors)
+    upstream = gateway.match_stdio(command, tuple(args), name)
+    if upstream is None:
+        return JSONResponse({"error": "no configured stdio upstream has that command and arguments"}, 404, headers=cors)
+    return JSONResponse(upstream.describe(), headers=cors)
 
 
 def _guard(request: Request, security: SecurityConfig) -> tuple[Response | None, dict[str, str]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import traceback
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -180,13 +181,26 @@ def block_node(
 RawGetter = Callable[[], Any]
 
 
+def _labelable(widget: Any) -> bool:
+    """Whether ``widget`` is a form control a ``<label for>`` can name (the others are groups)."""
+    return str(widget.tagName).lower() in ("input", "select", "textarea")
+
+
 class FormView:
     """Renders a :class:`~ptsite.forms.Form` and reads its values back.
 
     Widgets get ``data-testid="{prefix}-{path}"`` (``field-a``,
     ``field-address.city``, ``field-tags[0]``); array add buttons
     ``{prefix}-{path}-add``; errors ``{prefix}-error-{path}``.
+
+    Every widget has an accessible name: its ``<label for>`` (a group's label
+    through ``aria-labelledby``; an array item, which has no label of its own,
+    an ``aria-label`` naming its path), and its description and error through
+    ``aria-describedby``. Element ids come from one page-wide counter, so two
+    forms on the page (a tool's and an elicitation's) never share one.
     """
+
+    _ids = itertools.count(1)
 
     def __init__(self, form: Form, scope: Scope, prefix: str = "field") -> None:
         self.form = form
@@ -195,6 +209,7 @@ class FormView:
         self._getters: dict[str, RawGetter] = {}
         self._errors: dict[str, Any] = {}
         self._wrappers: dict[str, Any] = {}
+        self._widgets: dict[str, Any] = {}
         self.summary = el("ul", cls="form-errors", testid=f"{prefix}-errors", hidden=True)
         self.node = self._render()
 
@@ -225,24 +240,52 @@ class FormView:
         for path, node in self._errors.items():
             node.textContent = errors.get(path, "")
             self._wrappers[path].classList.toggle("invalid", path in errors)
+            widget = self._widgets.get(path)
+            if widget is not None:
+                if path in errors:
+                    widget.setAttribute("aria-invalid", "true")
+                else:
+                    widget.removeAttribute("aria-invalid")
         clear(self.summary)
         for path, message in errors.items():
             self.summary.appendChild(el("li", f"{path}: {message}"))
         self.summary.hidden = not errors
 
-    def _label(self, f: Field, path: str, type_text: str) -> Any:
-        label = el("div", cls="label", children=[el("span", f.label or path or "item")])
+    def _new_id(self) -> str:
+        return f"{self.prefix}-w{next(self._ids)}"
+
+    def _label(self, f: Field, path: str, type_text: str, widget: Any) -> Any:
+        """The field's label: a ``<label for>`` its widget if that is a form control, else names its group."""
+        label_id = self._new_id()
+        labelable = _labelable(widget)
+        if labelable:
+            label = el("label", cls="label", id=label_id, for_=str(widget.id))
+        else:
+            label = el("div", cls="label", id=label_id)
+            widget.setAttribute("aria-labelledby", label_id)
+        label.appendChild(el("span", f.label or path or "item"))
         if f.required and f.name:
-            label.appendChild(el("span", "*", cls="req", title="required"))
+            label.appendChild(el("span", "*", cls="req", title="required", aria_hidden="true"))
+            if labelable:
+                widget.setAttribute("aria-required", "true")
         label.appendChild(el("span", type_text, cls="type"))
         return label
 
     def _wrap(self, f: Field, path: str, widget: Any, type_text: str) -> Any:
         wrapper = el("div", cls="field", data_path=path)
+        if not widget.id:
+            widget.id = self._new_id()
+        if not _labelable(widget) and str(widget.tagName).lower() != "fieldset":
+            widget.setAttribute("role", "group")  # checkboxes or a list's items: named as one group
         if f.name:
-            wrapper.appendChild(self._label(f, path, type_text))
+            wrapper.appendChild(self._label(f, path, type_text, widget))
+        else:  # an array item: no label of its own
+            widget.setAttribute("aria-label", f.label or path or "item")
+        described: list[str] = []
         if f.description:
-            wrapper.appendChild(el("div", f.description, cls="desc"))
+            desc = el("div", f.description, cls="desc", id=self._new_id())
+            described.append(str(desc.id))
+            wrapper.appendChild(desc)
         wrapper.appendChild(widget)
         if f.bounds_hint:
             wrapper.appendChild(el("div", f.bounds_hint, cls="bounds"))
@@ -250,10 +293,14 @@ class FormView:
             wrapper.appendChild(el("div", f"also sent as the {f.header} header", cls="bounds", testid="field-header"))
         if f.kind == "json" and f.reason:
             wrapper.appendChild(el("div", f"JSON value ({f.reason})", cls="bounds"))
-        error = el("div", cls="field-error", testid=f"{self.prefix}-error-{path}")
+        error = el("div", cls="field-error", testid=f"{self.prefix}-error-{path}", id=self._new_id())
+        described.append(str(error.id))
+        widget.setAttribute("aria-describedby", " ".join(described))
         wrapper.appendChild(error)
         self._errors[path] = error
         self._wrappers[path] = wrapper
+        if _labelable(widget):
+            self._widgets[path] = widget
         return wrapper
 
     def _field(self, f: Field, path: str, raw: Any) -> tuple[Any, RawGetter]:

@@ -774,7 +774,15 @@ class Explorer:
             detail.appendChild(el("p", tool.description, cls="muted", testid="tool-description"))
 
         view = FormView(form, self.tool_scope)
-        json_box = el("textarea", cls="code", testid="json-editor", spellcheck="false", hidden=True, rows=8)
+        json_box = el(
+            "textarea",
+            cls="code",
+            testid="json-editor",
+            spellcheck="false",
+            hidden=True,
+            rows=8,
+            aria_label="Arguments as JSON",
+        )
         mode = el("button", "Edit as JSON", type="button", cls="small-btn", testid="form-mode-toggle")
         if form.fallback:
             view.node.hidden = True

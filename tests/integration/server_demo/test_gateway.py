@@ -112,6 +112,45 @@ async def test_match_names_the_upstream_of_a_configured_url_only(gw: Gw) -> None
         assert opts.status_code == 204
 
 
+async def test_match_names_the_stdio_upstream_of_a_configured_command_line_only(gw: Gw) -> None:
+    probe = gw.gateway.upstreams["probe"].config
+    demo = gw.gateway.upstreams["demo-stdio"].config
+    assert probe.command is not None and demo.command is not None
+    bare = Path(probe.command).name
+    async with httpx.AsyncClient(base_url=gw.server.base, timeout=10) as http:
+        origin = {"Origin": "http://127.0.0.1:1"}
+
+        async def ask(command: str, args: object, name: str = "") -> httpx.Response:
+            params = {"command": command, "args": json.dumps(args), **({"name": name} if name else {})}
+            return await http.get("/gateway/match", params=params, headers=origin)
+
+        found = await ask(probe.command, list(probe.args), "anything")
+        assert found.status_code == 200 and found.json() == gw.gateway.upstreams["probe"].describe()
+        assert SECRET not in found.text and "PROBE_SECRET" not in found.text and "127.0.0.1:" not in found.text
+        assert found.headers["access-control-allow-origin"] == "http://127.0.0.1:1"
+        assert (await ask(bare, list(probe.args))).json()["name"] == "probe"  # a bare command name matches
+        # three upstreams share the demo's command line: the one named in the question is chosen
+        assert (await ask(demo.command, list(demo.args), "tiny")).json()["name"] == "tiny"
+        assert (await ask(demo.command, list(demo.args), "unknown")).json()["name"] in {"demo-stdio", "limited", "tiny"}
+        for command, args in (
+            (probe.command, list(probe.args[:-1])),  # other arguments
+            (probe.command, [*probe.args, "x"]),
+            ("/other/dir/" + bare, list(probe.args)),  # another path is another program
+            ("node", list(probe.args)),
+        ):
+            missing = await ask(command, args, "probe")  # the name alone is not a match
+            assert missing.status_code == 404 and "no configured stdio upstream" in missing.json()["error"]
+        for bad in ("not json", '{"a": 1}', "[1, 2]"):
+            answer = await http.get("/gateway/match", params={"command": "x", "args": bad}, headers=origin)
+            assert answer.status_code == 400 and "JSON list of strings" in answer.json()["error"]
+        assert (await http.get("/gateway/match", params={"command": ""})).status_code == 400
+        assert (await http.get("/gateway/match", params={"command": "a" * 3000})).status_code == 400
+        evil = await http.get(
+            "/gateway/match", params={"command": probe.command, "args": "[]"}, headers={"Origin": "http://evil.invalid"}
+        )
+        assert evil.status_code == 403
+
+
 @pytest.mark.parametrize("kind", ["mcp", "ws"])
 async def test_tools_progress_sampling_elicitation(gw: Gw, kind: str) -> None:
     logs: list[Any] = []
