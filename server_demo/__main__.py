@@ -16,7 +16,9 @@ upstream, ``demo-stdio`` (this interpreter running ``-m server_demo --stdio``), 
 ``--no-gateway`` offers none. ``--backend redis-queue --redis URL`` hands ``/mcp``, ``/mcp/json``,
 ``/mcp/stateless`` and ``/ws`` to a pool of queue workers, each started with
 ``python -m server_demo worker --redis URL [--capability NAME ...] [--visibility-timeout SECONDS]``
-(:mod:`server_demo.queue_worker`).
+(:mod:`server_demo.queue_worker`). The MCP Apps sandbox proxy (:mod:`server_demo.sandbox`, a second
+origin) listens on ``--sandbox-port PORT`` (default 0: a free port chosen at start; ``--no-sandbox``: none);
+``GET /apps/sandbox.json`` on the main port says where.
 """
 
 from __future__ import annotations
@@ -120,6 +122,35 @@ def _agree_with_replicas(url: str, *, secret: bool = True) -> bytes:
         raise SystemExit(f"python -m server_demo: cannot reach Redis at {url}: {exc.__cause__}") from None
 
 
+def _start_sandbox(host: str, port: int, site: Path | None, log_level: str) -> int:
+    """Serve the MCP Apps sandbox proxy (:mod:`server_demo.sandbox`) on ``port`` (0: a free one) in a thread.
+
+    The socket is bound here, so the port is known (and taken) before the main app starts; the thread
+    is a daemon: it ends with the process.
+    """
+    import socket
+    import threading
+
+    import uvicorn
+
+    from .sandbox import create_sandbox_app
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(f"python -m server_demo: cannot serve the sandbox proxy on port {port}: {exc}") from None
+    sock.listen(128)
+    config = uvicorn.Config(create_sandbox_app(site), log_level=log_level.lower(), lifespan="off")
+    server = uvicorn.Server(config)
+    threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), name="sandbox", daemon=True).start()
+    bound: int = sock.getsockname()[1]
+    return bound
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(prog="python -m server_demo", description=__doc__)
@@ -179,6 +210,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="mcpServers JSON file of upstreams for /gateway (default: the built-in demo-stdio upstream)",
     )
     parser.add_argument("--no-gateway", action="store_true", help="serve no /gateway endpoints")
+    parser.add_argument(
+        "--sandbox-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="port of the MCP Apps sandbox proxy, a second origin (default 0: a free port chosen at start)",
+    )
+    parser.add_argument("--no-sandbox", action="store_true", help="serve no MCP Apps sandbox proxy")
     parser.add_argument("--stdio", action="store_true", help="speak MCP over stdin/stdout instead of HTTP")
     parser.add_argument(
         "--backend",
@@ -248,6 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     if gateway is None and not args.no_gateway:
         gateway = builtin_gateway_config()
     site = args.site if args.site is not None else (REPO_SITE if REPO_SITE.is_dir() else None)
+    sandbox_port = None if args.no_sandbox else _start_sandbox(args.host, args.sandbox_port, site, args.log_level)
     endpoint = {"security": security, "session_idle_timeout": args.session_idle_timeout}
     config = AppConfig(
         site_dir=site,
@@ -261,6 +301,7 @@ def main(argv: list[str] | None = None) -> None:
         gateway=gateway,
         gateway_endpoint=lambda: stateful_sse(**endpoint),
         backend=backend,
+        sandbox_port=sandbox_port,
     )
     app = create_app(server, config)
     shown = f"[{args.host}]" if ":" in args.host else args.host
@@ -274,6 +315,8 @@ def main(argv: list[str] | None = None) -> None:
         f"  MCP: /mcp (SSE)  /mcp/json  /mcp/stateless{protected}  /ws{encrypted}   site: {site or '(none)'}",
         flush=True,
     )
+    if sandbox_port is not None:
+        print(f"  MCP Apps sandbox proxy: http://{shown}:{sandbox_port}/sandbox.html", flush=True)
     if gateway is not None:
         print(f"  gateway: /gateway  upstreams: {', '.join(gateway.upstreams) or '(none)'}", flush=True)
     if backend is not None:

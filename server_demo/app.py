@@ -9,6 +9,7 @@
 * ``/gateway`` — the upstream list; ``/gateway/NAME/mcp`` and ``/gateway/NAME/ws`` forward to a configured
   upstream (when ``AppConfig.gateway`` is set; :mod:`server_demo.gateway`)
 * ``/oauth/…`` and ``/.well-known/…`` — the OAuth authorization server and metadata (:mod:`server_demo.oauth`)
+* ``/apps/sandbox.json`` — where the MCP Apps sandbox proxy is (``{"url": ...}``; :mod:`server_demo.sandbox`)
 * ``/`` — the site's static files, with a Content-Security-Policy a Pyodide/PyScript page can live with
 """
 
@@ -25,7 +26,8 @@ from typing import Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.responses import HTMLResponse, PlainTextResponse
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -50,9 +52,18 @@ from .oauth import PROTECTED_PATH, OAuthConfig, OAuthProvider
 from .oauth_resource import BearerGuard
 from .websocket import websocket_endpoint
 
-__all__ = ["ENCRYPTED_WS_PATH", "AppConfig", "CSPMiddleware", "content_security_policy", "create_app"]
+__all__ = [
+    "ENCRYPTED_WS_PATH",
+    "SANDBOX_JSON_PATH",
+    "AppConfig",
+    "CSPMiddleware",
+    "content_security_policy",
+    "create_app",
+    "sandbox_url",
+]
 
 ENCRYPTED_WS_PATH = "/ws/encrypted"
+SANDBOX_JSON_PATH = "/apps/sandbox.json"
 
 mimetypes.add_type("application/wasm", ".wasm")
 mimetypes.add_type("text/javascript", ".mjs")
@@ -69,6 +80,11 @@ def content_security_policy(host: str | None) -> str:
     """
     sockets = f" ws://{host} wss://{host}" if host and _HOST_RE.match(host) else ""
     sockets += "".join(f" {scheme}://{name}:*" for scheme in ("http", "ws") for name in ("127.0.0.1", "localhost"))
+    frames = "'self' http://127.0.0.1:* http://localhost:*"
+    if host and _HOST_RE.match(host):
+        name = _host_name(host)
+        if name not in ("127.0.0.1", "localhost"):
+            frames += f" http://{name}:*"
     return "; ".join(
         [
             "default-src 'self'",
@@ -81,6 +97,8 @@ def content_security_policy(host: str | None) -> str:
             "font-src 'self' data:",
             "object-src 'none'",
             "base-uri 'self'",
+            # MCP Apps: the sandbox proxy lives on another loopback port (server_demo.sandbox)
+            f"frame-src {frames}",
             "frame-ancestors 'self'",
         ]
     )
@@ -154,6 +172,7 @@ class AppConfig:
         encryption: Serves ``/ws/encrypted`` with this key; None serves no encrypted endpoint.
         gateway: Serves ``/gateway`` and each upstream's ``/gateway/NAME/mcp`` and ``/ws``
             (:mod:`server_demo.gateway`); None serves no gateway.
+        sandbox_port: The port of the MCP Apps sandbox proxy (``/apps/sandbox.json``); None: no sandbox.
         gateway_endpoint: Makes each ``/gateway/NAME/mcp`` endpoint's config (default
             :func:`~server_demo.config.stateful_sse` with ``security``).
         backend: Serves ``/mcp``, ``/mcp/json``, ``/mcp/stateless`` and ``/ws`` instead of ``server``
@@ -172,6 +191,22 @@ class AppConfig:
     gateway: GatewayConfig | None = None
     gateway_endpoint: Callable[[], StreamableHttpServerConfig] | None = None
     backend: Backend | None = None
+    sandbox_port: int | None = None
+
+
+def sandbox_url(host_header: str | None, port: int | None) -> str | None:
+    """The sandbox proxy's page on ``port`` of the host the request named (None: no sandbox)."""
+    if port is None:
+        return None
+    host = host_header or "127.0.0.1"
+    return f"http://{_host_name(host) if _HOST_RE.match(host) else '127.0.0.1'}:{port}/sandbox.html"
+
+
+def _host_name(host: str) -> str:
+    """``name`` of a ``Host`` header ``name[:port]`` (``[v6]`` kept in brackets)."""
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 _INDEX = """<!doctype html><meta charset="utf-8"><title>pyodide-transport demo server</title>
@@ -252,6 +287,13 @@ def create_app(server: Server | None = None, config: AppConfig | None = None) ->
     if gateway is not None:
         make_config = config.gateway_endpoint or (lambda: stateful_sse(security=security))
         routes.extend(gateway.routes(security, make_config, config.max_ws_message_bytes))
+    sandbox_port = config.sandbox_port
+
+    async def sandbox_json(request: Request) -> JSONResponse:
+        url = sandbox_url(request.headers.get("host"), sandbox_port)
+        return JSONResponse({"url": url}, headers={"Cache-Control": "no-store"})
+
+    routes.append(Route(SANDBOX_JSON_PATH, sandbox_json, methods=["GET", "HEAD"]))
     if config.site_dir is not None and config.site_dir.is_dir():
         routes.append(Mount("/", app=CSPMiddleware(StaticFiles(directory=config.site_dir, html=True))))
     else:

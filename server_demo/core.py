@@ -132,6 +132,7 @@ class ToolDef:
     output_schema: dict[str, Any] | None = None
     title: str | None = None
     annotations: mt.ToolAnnotations | None = None
+    meta: dict[str, Any] | None = None  # the tool's ``_meta`` (e.g. MCP Apps' ``ui.resourceUri``)
 
     def to_model(self) -> mt.Tool:
         """The ``tools/list`` entry."""
@@ -142,6 +143,7 @@ class ToolDef:
             input_schema=self.input_schema,
             output_schema=self.output_schema,
             annotations=self.annotations,
+            _meta=self.meta,
         )
 
 
@@ -155,11 +157,17 @@ class ResourceDef:
     mime_type: str
     reader: ResourceReader
     title: str | None = None
+    meta: dict[str, Any] | None = None  # ``_meta`` of the list entry and of the contents read (``ui.csp``, ...)
 
     def to_model(self) -> mt.Resource:
         """The ``resources/list`` entry."""
         return mt.Resource(
-            uri=self.uri, name=self.name, title=self.title, description=self.description, mime_type=self.mime_type
+            uri=self.uri,
+            name=self.name,
+            title=self.title,
+            description=self.description,
+            mime_type=self.mime_type,
+            _meta=self.meta,
         )
 
 
@@ -247,23 +255,35 @@ class Server:
         output_schema: dict[str, Any] | None = None,
         title: str | None = None,
         annotations: mt.ToolAnnotations | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> Callable[[ToolHandler], ToolHandler]:
-        """Register a tool; decorate ``async def handler(ctx, arguments) -> ToolReturn``."""
+        """Register a tool; decorate ``async def handler(ctx, arguments) -> ToolReturn``; ``meta`` is its ``_meta``."""
 
         def register(handler: ToolHandler) -> ToolHandler:
             schema = input_schema if input_schema is not None else {"type": "object", "properties": {}}
-            self.tools[name] = ToolDef(name, description, schema, handler, output_schema, title, annotations)
+            self.tools[name] = ToolDef(name, description, schema, handler, output_schema, title, annotations, meta)
             return handler
 
         return register
 
     def resource(
-        self, uri: str, *, name: str, description: str, mime_type: str = "text/plain", title: str | None = None
+        self,
+        uri: str,
+        *,
+        name: str,
+        description: str,
+        mime_type: str = "text/plain",
+        title: str | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> Callable[[ResourceReader], ResourceReader]:
-        """Register a static resource; decorate ``async def reader(ctx) -> str | bytes``."""
+        """Register a static resource; decorate ``async def reader(ctx) -> str | bytes``.
+
+        ``meta`` is the ``_meta`` of its ``resources/list`` entry and of the contents ``resources/read``
+        returns (where MCP Apps hosts look for ``ui.csp`` and ``ui.prefersBorder``).
+        """
 
         def register(reader: ResourceReader) -> ResourceReader:
-            self.resources[uri] = ResourceDef(uri, name, description, mime_type, reader, title)
+            self.resources[uri] = ResourceDef(uri, name, description, mime_type, reader, title, meta)
             return reader
 
         return register
@@ -838,8 +858,9 @@ class ServerSession:
 
     async def _read_resource(self, ctx: RequestContext, uri: str) -> mt.ReadResourceResult:
         static = self.server.resources.get(uri)
+        meta: dict[str, Any] | None = None
         if static is not None:
-            data, mime = await static.reader(ctx), static.mime_type
+            data, mime, meta = await static.reader(ctx), static.mime_type, static.meta
         else:
             found = self.server.find_template(uri)
             if found is None:
@@ -848,9 +869,11 @@ class ServerSession:
             data, mime = await template.reader(ctx, uri, variables), template.mime_type
         contents: mt.TextResourceContents | mt.BlobResourceContents
         if isinstance(data, bytes):
-            contents = mt.BlobResourceContents(uri=uri, mime_type=mime, blob=base64.b64encode(data).decode())
+            contents = mt.BlobResourceContents(
+                uri=uri, mime_type=mime, blob=base64.b64encode(data).decode(), _meta=meta
+            )
         else:
-            contents = mt.TextResourceContents(uri=uri, mime_type=mime, text=data)
+            contents = mt.TextResourceContents(uri=uri, mime_type=mime, text=data, _meta=meta)
         return mt.ReadResourceResult(contents=[contents])
 
     async def _subscribe(self, uri: str) -> None:

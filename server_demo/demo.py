@@ -13,20 +13,38 @@ import json
 import math
 import struct
 import zlib
+from collections import deque
 from typing import Any
 
 import mcp_types as mt
 
+from pyodide_transport.apps import APP_MIME_TYPE
+
 from .core import RequestContext, Server, ToolReturn
 from .fixtures_modern import register_modern_fixtures
 
-__all__ = ["COUNTER_URI", "XSS_TEXT", "build_demo_server", "tiny_png", "tiny_wav"]
+__all__ = [
+    "APP_MIME_TYPE",
+    "CALCULATOR_APP_URI",
+    "COUNTER_URI",
+    "HISTORY_LIMIT",
+    "XSS_TEXT",
+    "build_demo_server",
+    "tiny_png",
+    "tiny_wav",
+]
 
 COUNTER_URI = "demo://counter"
 """A resource that ticks while someone is subscribed to it."""
 
 XSS_TEXT = "Untrusted text: <img src=x onerror=alert(1)> and <script>alert('xss')</script> must render as text."
 """What the ``html_injection`` tool returns; a page must show it, never run it."""
+
+CALCULATOR_APP_URI = "ui://demo/calculator-history"
+"""The MCP App (SEP-1865) of the ``calculator_history`` tool: a chart of the ``calculate`` calls."""
+
+HISTORY_LIMIT = 50
+"""How many ``calculate`` results a server instance remembers for the app."""
 
 
 def tiny_png(width: int = 8, height: int = 8, rgb: tuple[int, int, int] = (220, 40, 40)) -> bytes:
@@ -90,6 +108,8 @@ def build_demo_server(*, counter_interval: float = 1.0, step_delay: float = 0.05
 
 def _register_showcase(server: Server, counter_interval: float, step_delay: float) -> None:
     png, wav = tiny_png(), tiny_wav()
+    history: deque[dict[str, Any]] = deque(maxlen=HISTORY_LIMIT)  # this server instance's calculations
+    _register_app(server, history)
 
     @server.tool(
         "calculate",
@@ -113,6 +133,7 @@ def _register_showcase(server: Server, counter_interval: float, step_delay: floa
         result = {"add": a + b, "subtract": a - b, "multiply": a * b, "divide": a / b if b else 0}[op]
         symbol = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/"}[op]
         structured = {"result": result, "expression": f"{a} {symbol} {b} = {result}"}
+        history.append({"a": a, "b": b, "operation": op, **structured})
         return mt.CallToolResult(content=[_text(json.dumps(structured))], structured_content=structured)
 
     @server.tool(
@@ -285,6 +306,63 @@ def _register_showcase(server: Server, counter_interval: float, step_delay: floa
     @server.completion("ref/prompt", "code_review", "language")
     async def complete_language(value: str, context: dict[str, str]) -> list[str]:
         return [lang for lang in languages if lang.startswith(value.lower())]
+
+
+def _history_result(history: deque[dict[str, Any]]) -> mt.CallToolResult:
+    entries = list(history)
+    lines = [str(entry["expression"]) for entry in entries] or ["(no calculations yet)"]
+    text = f"{len(entries)} calculation(s):\n" + "\n".join(lines)
+    return mt.CallToolResult(content=[_text(text)], structured_content={"history": entries, "count": len(entries)})
+
+
+def _register_app(server: Server, history: deque[dict[str, Any]]) -> None:
+    """The MCP App: ``calculator_history`` (model and app), its app-only and model-only helpers, its HTML."""
+    history_schema = _obj({"history": {"type": "array", "items": {"type": "object"}}, "count": {"type": "integer"}})
+
+    @server.tool(
+        "calculator_history",
+        title="Calculator history chart",
+        description="The results of the latest calculate calls, drawn as a chart by the MCP App "
+        f"{CALCULATOR_APP_URI} (text for hosts without apps).",
+        input_schema=_obj({"title": {"type": "string", "description": "The chart's title", "default": "History"}}),
+        output_schema=history_schema,
+        annotations=mt.ToolAnnotations(read_only_hint=True),
+        meta={"ui": {"resourceUri": CALCULATOR_APP_URI, "visibility": ["model", "app"]}},
+    )
+    async def calculator_history(ctx: RequestContext, args: dict[str, Any]) -> ToolReturn:
+        return _history_result(history)
+
+    @server.tool(
+        "calculator_history_clear",
+        title="Clear the calculator history",
+        description="Forget every calculation (called by the calculator app only).",
+        output_schema=history_schema,
+        meta={"ui": {"resourceUri": CALCULATOR_APP_URI, "visibility": ["app"]}},
+    )
+    async def calculator_history_clear(ctx: RequestContext, args: dict[str, Any]) -> ToolReturn:
+        history.clear()
+        return _history_result(history)
+
+    @server.tool(
+        "calculator_history_text",
+        title="Calculator history as text",
+        description="The calculations as plain text, for the model only: apps may not call it.",
+        annotations=mt.ToolAnnotations(read_only_hint=True),
+        meta={"ui": {"visibility": ["model"]}},
+    )
+    async def calculator_history_text(ctx: RequestContext, args: dict[str, Any]) -> ToolReturn:
+        return str(_history_result(history).content[0].text)  # type: ignore[union-attr]
+
+    @server.resource(
+        CALCULATOR_APP_URI,
+        name="calculator-history-app",
+        title="Calculator history app",
+        description="An MCP App: an SVG chart of the calculator's history, with buttons that call tools.",
+        mime_type=APP_MIME_TYPE,
+        meta={"ui": {"csp": {"connectDomains": [], "resourceDomains": []}, "prefersBorder": True}},
+    )
+    async def calculator_app(ctx: RequestContext) -> str:
+        return CALCULATOR_APP_HTML
 
 
 def _register_conformance(server: Server, step_delay: float) -> None:
@@ -536,3 +614,211 @@ One server core behind Streamable HTTP (three modes), WebSocket and stdio.
 Try the calculator, the content showcase tools, the ticking `demo://counter`
 resource, and the prompts.
 """
+
+
+CALCULATOR_APP_HTML = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Calculator history</title>
+<style>
+:root { color-scheme: light dark; --fg: #1b1f24; --bg: #ffffff; --accent: #1f5fbf; --muted: #57606a; }
+@media (prefers-color-scheme: dark) { :root { --fg: #e6edf3; --bg: #0d1117; --accent: #79b8ff; --muted: #9da7b3; } }
+html, body { margin: 0; background: var(--bg); color: var(--fg); font: 14px/1.4 system-ui, sans-serif; }
+main { padding: 12px; }
+h1 { font-size: 16px; margin: 0 0 8px; }
+.bar { fill: var(--accent); }
+.axis { stroke: var(--muted); stroke-width: 1; }
+.label { fill: var(--fg); font-size: 10px; }
+.row { display: flex; flex-wrap: wrap; gap: 6px; margin: 8px 0; }
+button { font: inherit; padding: 4px 10px; border-radius: 6px; border: 1px solid var(--muted);
+  background: transparent; color: var(--fg); cursor: pointer; }
+button:focus-visible { outline: 2px solid var(--accent); outline-offset: 2px; }
+.muted { color: var(--muted); }
+.error { color: #c62828; }
+#details { margin-top: 8px; }
+#details li { padding: 2px 0; }
+</style>
+</head>
+<body>
+<main>
+<h1 id="title">Calculator history</h1>
+<p id="status" class="muted" role="status">connecting to the host…</p>
+<p id="input" class="muted"></p>
+<svg id="chart" width="100%" height="140" viewBox="0 0 320 140" role="img" aria-label="chart of results"></svg>
+<p><span id="count">0</span> result(s); last: <span id="last">none</span></p>
+<div class="row">
+<button type="button" id="add">Add 2+3</button>
+<button type="button" id="refresh">Reload history</button>
+<button type="button" id="clear">Clear</button>
+<button type="button" id="forbidden">Call a model-only tool</button>
+<button type="button" id="toggle" aria-expanded="false">Show the list</button>
+</div>
+<p id="error" class="error" role="alert"></p>
+<ol id="details" hidden></ol>
+</main>
+<script>
+(function () {
+  "use strict";
+  var nextId = 1;
+  var pending = {};
+  var points = [];
+  var $ = function (id) { return document.getElementById(id); };
+
+  function post(message) { window.parent.postMessage(message, "*"); }
+  function request(method, params) {
+    var id = nextId++;
+    post({ jsonrpc: "2.0", id: id, method: method, params: params || {} });
+    return new Promise(function (resolve, reject) { pending[id] = { resolve: resolve, reject: reject }; });
+  }
+  function notify(method, params) { post({ jsonrpc: "2.0", method: method, params: params || {} }); }
+  function reply(id, result) { post({ jsonrpc: "2.0", id: id, result: result }); }
+  function log(text) { notify("notifications/message", { level: "info", logger: "calculator-app", data: text }); }
+
+  function draw(history) {
+    points = Array.isArray(history) ? history : [];
+    var svg = $("chart");
+    while (svg.firstChild) { svg.removeChild(svg.firstChild); }
+    var ns = "http://www.w3.org/2000/svg";
+    var axis = document.createElementNS(ns, "line");
+    axis.setAttribute("x1", "10"); axis.setAttribute("y1", "120");
+    axis.setAttribute("x2", "310"); axis.setAttribute("y2", "120");
+    axis.setAttribute("class", "axis");
+    svg.appendChild(axis);
+    var values = points.map(function (p) { return Number(p.result) || 0; });
+    var top = Math.max.apply(null, [1].concat(values.map(Math.abs)));
+    var width = Math.max(4, Math.min(40, 300 / Math.max(1, values.length) - 4));
+    values.forEach(function (value, i) {
+      var h = Math.round(100 * Math.abs(value) / top);
+      var rect = document.createElementNS(ns, "rect");
+      rect.setAttribute("x", String(12 + i * (width + 4)));
+      rect.setAttribute("y", String(120 - h));
+      rect.setAttribute("width", String(width));
+      rect.setAttribute("height", String(Math.max(1, h)));
+      rect.setAttribute("class", "bar");
+      rect.setAttribute("data-value", String(value));
+      svg.appendChild(rect);
+      var label = document.createElementNS(ns, "text");
+      label.setAttribute("x", String(12 + i * (width + 4)));
+      label.setAttribute("y", "134");
+      label.setAttribute("class", "label");
+      label.textContent = String(value);
+      svg.appendChild(label);
+    });
+    $("count").textContent = String(points.length);
+    $("last").textContent = points.length ? String(points[points.length - 1].expression) : "none";
+    var list = $("details");
+    while (list.firstChild) { list.removeChild(list.firstChild); }
+    points.forEach(function (p) {
+      var item = document.createElement("li");
+      item.textContent = String(p.expression);
+      list.appendChild(item);
+    });
+  }
+
+  function showResult(result) {
+    var data = result && result.structuredContent;
+    if (data && Array.isArray(data.history)) { draw(data.history); }
+  }
+
+  function call(name, args) {
+    $("error").textContent = "";
+    return request("tools/call", { name: name, arguments: args || {} }).then(function (result) {
+      if (result && result.isError) { throw { message: "the tool failed" }; }
+      return result;
+    }).catch(function (error) {
+      $("error").textContent = name + " refused: " + String((error && error.message) || error);
+      throw error;
+    });
+  }
+  function reload() { return call("calculator_history", {}).then(showResult); }
+
+  $("add").addEventListener("click", function () {
+    call("calculate", { a: 2, b: 3, operation: "add" }).then(function (result) {
+      $("last").textContent = String(result.structuredContent && result.structuredContent.expression);
+      return reload();
+    }).catch(function () {});
+  });
+  $("refresh").addEventListener("click", function () { reload().catch(function () {}); });
+  $("clear").addEventListener("click", function () {
+    call("calculator_history_clear", {}).then(showResult).catch(function () {});
+  });
+  $("forbidden").addEventListener("click", function () {
+    call("calculator_history_text", {}).catch(function () {});
+  });
+  $("toggle").addEventListener("click", function () {
+    var list = $("details");
+    list.hidden = !list.hidden;
+    $("toggle").setAttribute("aria-expanded", String(!list.hidden));
+    $("toggle").textContent = list.hidden ? "Show the list" : "Hide the list";
+  });
+
+  var lastHeight = -1;
+  var lastWidth = -1;
+  function reportSize() {
+    var height = Math.ceil(document.documentElement.getBoundingClientRect().height);
+    var width = Math.ceil(document.documentElement.getBoundingClientRect().width);
+    if (height !== lastHeight || width !== lastWidth) {
+      lastHeight = height; lastWidth = width;
+      notify("ui/notifications/size-changed", { width: width, height: height });
+    }
+  }
+
+  window.addEventListener("message", function (event) {
+    if (event.source !== window.parent) { return; }
+    var m = event.data;
+    if (!m || typeof m !== "object" || m.jsonrpc !== "2.0") { return; }
+    if (m.method === undefined && m.id !== undefined) {
+      var waiter = pending[m.id];
+      if (waiter) {
+        delete pending[m.id];
+        if (m.error) { waiter.reject(m.error); } else { waiter.resolve(m.result); }
+      }
+      return;
+    }
+    var params = m.params || {};
+    if (m.method === "ui/notifications/tool-input") {
+      var args = params.arguments || {};
+      if (typeof args.title === "string" && args.title) { $("title").textContent = args.title; }
+      $("input").textContent = "tool input: " + JSON.stringify(args);
+    } else if (m.method === "ui/notifications/tool-result") {
+      $("status").textContent = "tool result received";
+      showResult(params);
+    } else if (m.method === "ui/notifications/tool-cancelled") {
+      $("status").textContent = "the tool call was cancelled: " + String(params.reason || "");
+    } else if (m.method === "ui/notifications/host-context-changed") {
+      return;
+    } else if (m.method === "ui/resource-teardown") {
+      $("status").textContent = "torn down: " + String(params.reason || "");
+      reply(m.id, {});
+    } else if (m.method === "ping") {
+      reply(m.id, {});
+    } else if (m.id !== undefined) {
+      post({ jsonrpc: "2.0", id: m.id, error: { code: -32601, message: "Method not found: " + m.method } });
+    }
+  });
+
+  request("ui/initialize", {
+    appInfo: { name: "calculator-history", version: "1.0.0" },
+    appCapabilities: { availableDisplayModes: ["inline"] },
+    protocolVersion: "2026-01-26"
+  }).then(function (result) {
+    var host = (result && result.hostInfo && result.hostInfo.name) || "a host";
+    $("status").textContent = "connected to " + host;
+    document.body.setAttribute("data-initialized", "true");
+    notify("ui/notifications/initialized", {});
+    log("calculator app ready");
+    if (typeof ResizeObserver === "function") {
+      new ResizeObserver(reportSize).observe(document.documentElement);
+    }
+    reportSize();
+  }).catch(function (error) {
+    $("status").textContent = "the host refused to initialize: " + String(error && error.message);
+  });
+})();
+</script>
+</body>
+</html>
+"""
+"""The calculator history app: self-contained HTML5 (inline CSS, JS and SVG) speaking the MCP Apps protocol."""
