@@ -13,7 +13,7 @@ protocol view share.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 if TYPE_CHECKING:
@@ -63,7 +63,6 @@ class CallRecord:
     result: dict[str, Any] | None = None
     error: str | None = None
     origin: str = "explorer"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Feature:

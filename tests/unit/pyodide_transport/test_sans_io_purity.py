@@ -33,6 +33,7 @@ PURE_MODULES = [
     "transport",
     "oauth_core",
     "envelope",
+    "apps",
     "middleware._base",
     "middleware.policy_core",
     "middleware.breaker_core",
