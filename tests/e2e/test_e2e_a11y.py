@@ -19,18 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_support import ARTIFACTS
+from e2e_support import ARTIFACTS, AXE, BOOT, CALL, expect_connected, open_explorer, with_axe
 from playwright.sync_api import Page, expect
 
-from devtools import ROOT
 from devtools.servers import DemoServer
 
 pytestmark = pytest.mark.e2e
 
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 OUT = ARTIFACTS / "a11y"
-BOOT = 90_000  # ms: Pyodide, the wheels and our modules
-CALL = 30_000
 BLOCKING = ("critical", "serious")
 IMPACTS = ("critical", "serious", "moderate", "minor")
 
@@ -113,17 +109,6 @@ class Audit:
 
 
 # ------------------------------------------------------------------ the explorer
-
-
-def open_explorer(page: Page, url: str) -> None:
-    page.set_viewport_size({"width": 1400, "height": 950})
-    page.goto(url)
-    expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=BOOT)
-
-
-def expect_connected(page: Page) -> None:
-    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "connected", timeout=CALL)
-    expect(page.get_by_test_id("tool-list")).to_contain_text("calculate", timeout=CALL)
 
 
 def every_tab(page: Page, audit: Audit, prefix: str) -> None:
@@ -293,8 +278,7 @@ PAGES: dict[str, Callable[[Page, DemoServer, Audit], None]] = {
 
 @pytest.mark.parametrize("name", list(PAGES))
 def test_no_serious_or_critical_accessibility_issue(page: Page, demo_server: DemoServer, name: str) -> None:
-    assert AXE.exists(), "axe-core is not installed: `npm ci` (build.py installs package-lock.json)"
-    page.add_init_script(path=str(AXE))
+    with_axe(page)
     audit = Audit(page, name)
     try:
         PAGES[name](page, demo_server, audit)

@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from e2e_support import screenshot
+from e2e_support import CALL, assert_axe_clean, open_explorer, screenshot
 from playwright.sync_api import Frame, FrameLocator, Page, expect
 
 from devtools import ROOT
@@ -24,16 +24,10 @@ from devtools.servers import ServerProcess
 
 pytestmark = pytest.mark.e2e
 
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-BOOT = 90_000  # ms: Pyodide, the wheels and our modules
-CALL = 30_000
-
 
 def open_app(page: Page, url: str) -> FrameLocator:
     """Connect the explorer to ``url``, open the calculator history app, wait for its tool result."""
-    page.set_viewport_size({"width": 1400, "height": 1000})
-    page.goto(f"{url}/?server={url}&transport=http-sse&autoconnect=1")
-    expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=BOOT)
+    open_explorer(page, f"{url}/?server={url}&transport=http-sse&autoconnect=1", height=1000)
     expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "connected", timeout=CALL)
     page.get_by_test_id("tab-apps").click()
     expect(page.get_by_test_id("apps-count")).to_have_text(re.compile(r"^[1-9]\d*$"), timeout=CALL)
@@ -46,18 +40,6 @@ def open_app(page: Page, url: str) -> FrameLocator:
     app = page.frame_locator('[data-testid="app-frame"]').frame_locator("iframe")
     expect(app.locator("#status")).to_have_text("tool result received", timeout=CALL)
     return app
-
-
-def axe_clean(page: Page, root: str) -> None:
-    """axe-core finds no serious or critical issue under ``root`` (the app's own frame is not the host's)."""
-    page.evaluate(AXE.read_text())
-    found = page.evaluate(
-        """async (root) => (await axe.run({include: [[root]], exclude: [["[data-testid=app-frame]"]]})).violations
-            .filter(v => v.impact === "serious" || v.impact === "critical")
-            .map(v => ({id: v.id, nodes: v.nodes.map(n => n.html)}))""",
-        root,
-    )
-    assert found == [], found
 
 
 def frames(page: Page) -> tuple[Frame, Frame]:
@@ -111,7 +93,8 @@ def test_the_app_runs_calls_tools_resizes_and_tears_down(page: Page, demo_server
     grown = frame.bounding_box()
     assert grown is not None and grown["height"] > height
     screenshot(page, "apps-app-running")
-    axe_clean(page, "[data-testid=apps-root]")
+    # the app's own frame is not the host's to audit
+    assert_axe_clean(page, ["[data-testid=apps-root]"], exclude=["[data-testid=app-frame]"])
     # the explorer declared the extension to the server
     expect(page.get_by_test_id("trace-list")).to_contain_text("io.modelcontextprotocol/ui")
 

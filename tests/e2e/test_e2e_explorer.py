@@ -8,45 +8,12 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from e2e_support import screenshot
+from e2e_support import BOOT, CALL, call_tool, expect_connected, open_explorer, screenshot, tool_result
 from playwright.sync_api import Page, Route, expect
 
-DIST = Path(__file__).resolve().parents[2] / "site" / "dist"
-
 pytestmark = pytest.mark.e2e
-
-BOOT = 90_000  # ms: Pyodide, the wheels and our modules
-CALL = 30_000
-
-
-def open_explorer(page: Page, url: str) -> None:
-    page.set_viewport_size({"width": 1400, "height": 950})
-    page.goto(url)
-    expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=BOOT)
-
-
-def expect_connected(page: Page) -> None:
-    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "connected", timeout=CALL)
-    expect(page.get_by_test_id("tool-list")).to_contain_text("calculate", timeout=CALL)
-
-
-def call_tool(page: Page, name: str) -> None:
-    page.get_by_test_id("tab-tools").click()
-    page.get_by_test_id(f"tool-item-{name}").click()
-    expect(page.get_by_test_id("tool-title")).to_have_text(name)
-    page.get_by_test_id("call-button").click()
-
-
-def result(page: Page):  # type: ignore[no-untyped-def]
-    return page.get_by_test_id("tool-result")
 
 
 @pytest.mark.parametrize("transport", ["http-sse", "http-json", "http-stateless", "websocket"])
@@ -69,7 +36,7 @@ def test_connect_list_call_over_every_transport(page: Page, demo_server, transpo
     page.get_by_test_id("field-b").fill("7")
     page.get_by_test_id("field-operation").select_option(label="multiply")
     page.get_by_test_id("call-button").click()
-    expect(result(page)).to_have_attribute("data-state", "ok", timeout=CALL)
+    expect(tool_result(page)).to_have_attribute("data-state", "ok", timeout=CALL)
     expect(page.get_by_test_id("result-structured")).to_contain_text('"result": 42')
     expect(page.get_by_test_id("result-block").first).to_contain_text("6 * 7 = 42")
     expect(page.get_by_test_id("share-link")).to_have_attribute("href", re.compile(f"transport={transport}"))
@@ -110,28 +77,6 @@ def test_page_csp_blocking_another_server_is_explained(page: Page, demo_server) 
     page.get_by_test_id("server-url").fill("http://mcp.example.invalid/mcp")
     page.get_by_test_id("connect-button").click()
     expect(page.get_by_test_id("connection-error")).to_contain_text("Content-Security-Policy", timeout=CALL)
-
-
-@pytest.fixture(scope="module")
-def static_site() -> Iterator[str]:
-    """The built site from a plain static server (no CSP, no MCP, no CORS) on a port of its own."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "http.server", "-b", "127.0.0.1", "-d", str(DIST), str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def _old_server(route: Route) -> None:
@@ -212,7 +157,7 @@ def test_forms_json_editor_and_every_result_kind(page: Page, demo_server) -> Non
     page.get_by_test_id("field-name").fill("Ada")
     page.get_by_test_id("field-address.city").fill("London")
     page.get_by_test_id("call-button").click()
-    expect(result(page)).to_contain_text('Received: {"name": "Ada", "address": {"city": "London"}}', timeout=CALL)
+    expect(tool_result(page)).to_contain_text('Received: {"name": "Ada", "address": {"city": "London"}}', timeout=CALL)
 
     # the JSON editor: starts from the form's values, rejects bad JSON
     page.get_by_test_id("tool-item-echo").click()
@@ -225,34 +170,34 @@ def test_forms_json_editor_and_every_result_kind(page: Page, demo_server) -> Non
     expect(page.get_by_test_id("json-error")).to_contain_text("invalid JSON")
     editor.fill('{"message": "from JSON"}')
     page.get_by_test_id("call-button").click()
-    expect(result(page)).to_contain_text("from JSON", timeout=CALL)
+    expect(tool_result(page)).to_contain_text("from JSON", timeout=CALL)
 
     call_tool(page, "show_image")
-    image = result(page).locator('[data-kind="image"] img')
+    image = tool_result(page).locator('[data-kind="image"] img')
     expect(image).to_have_attribute("src", re.compile(r"^data:image/png;base64,"), timeout=CALL)
     assert image.evaluate("img => img.complete && img.naturalWidth") == 8
 
     call_tool(page, "play_audio")
-    expect(result(page).locator('[data-kind="audio"] audio')).to_have_attribute(
+    expect(tool_result(page).locator('[data-kind="audio"] audio')).to_have_attribute(
         "src", re.compile(r"^data:audio/wav;base64,"), timeout=CALL
     )
 
     call_tool(page, "embed_resource")
-    expect(result(page).locator('[data-kind="resource"]')).to_contain_text("demo://readme", timeout=CALL)
-    expect(result(page)).to_contain_text("# pyodide-transport demo server")
+    expect(tool_result(page).locator('[data-kind="resource"]')).to_contain_text("demo://readme", timeout=CALL)
+    expect(tool_result(page)).to_contain_text("# pyodide-transport demo server")
 
     call_tool(page, "test_multiple_content_types")
-    blocks = result(page).get_by_test_id("result-block")
+    blocks = tool_result(page).get_by_test_id("result-block")
     expect(blocks).to_have_count(3, timeout=CALL)
     expect(blocks.nth(2)).to_have_attribute("data-kind", "json")
 
     call_tool(page, "test_error_handling")
-    expect(result(page)).to_have_attribute("data-state", "error", timeout=CALL)
+    expect(tool_result(page)).to_have_attribute("data-state", "error", timeout=CALL)
     expect(page.get_by_test_id("result-status")).to_have_text("Tool error (isError)")
-    expect(result(page)).to_contain_text("intentionally returns an error")
+    expect(tool_result(page)).to_contain_text("intentionally returns an error")
 
     call_tool(page, "link_resource")
-    link = result(page).locator('[data-kind="resource_link"]')
+    link = tool_result(page).locator('[data-kind="resource_link"]')
     expect(link).to_contain_text("demo://readme", timeout=CALL)
     link.get_by_test_id("resource-link-read").click()
     expect(page.get_by_test_id("pane-resources")).to_be_visible()
@@ -272,14 +217,14 @@ def test_progress_cancel_log_and_trace(page: Page, demo_server) -> None:  # type
     expect(bar).to_have_attribute("max", "200")
     screenshot(page, "explorer-progress")
     page.get_by_test_id("cancel-button").click()
-    expect(result(page)).to_have_attribute("data-state", "cancelled", timeout=CALL)
+    expect(tool_result(page)).to_have_attribute("data-state", "cancelled", timeout=CALL)
     expect(page.get_by_test_id("call-button")).to_be_enabled()
 
     # log messages at every level, then only errors
     page.get_by_test_id("tab-log").click()
     page.get_by_test_id("log-level").select_option("debug")
     call_tool(page, "log_messages")
-    expect(result(page)).to_contain_text("sent 4 log messages", timeout=CALL)
+    expect(tool_result(page)).to_contain_text("sent 4 log messages", timeout=CALL)
     page.get_by_test_id("tab-log").click()
     entries = page.get_by_test_id("log-entry")
     for level in ("debug", "info", "warning", "error"):
@@ -290,7 +235,7 @@ def test_progress_cancel_log_and_trace(page: Page, demo_server) -> None:  # type
     expect(entries).to_have_count(0)
     page.get_by_test_id("log-level").select_option("error")
     call_tool(page, "log_messages")
-    expect(result(page)).to_contain_text("sent 4 log messages", timeout=CALL)
+    expect(tool_result(page)).to_contain_text("sent 4 log messages", timeout=CALL)
     page.get_by_test_id("tab-log").click()
     expect(entries.filter(has_text="log message")).to_have_count(1)
     expect(entries.first).to_have_attribute("data-level", "error")
@@ -382,12 +327,12 @@ def test_sampling_and_elicitation_ask_the_user(page: Page, demo_server) -> None:
     page.get_by_test_id("elicit-name").fill("Grace")
     page.get_by_test_id("elicit-accept").click()
     expect(dialog).to_be_hidden()
-    expect(result(page)).to_contain_text("Hello Grace, you like blue.", timeout=CALL)
+    expect(tool_result(page)).to_contain_text("Hello Grace, you like blue.", timeout=CALL)
 
     page.get_by_test_id("call-button").click()
     expect(dialog).to_be_visible(timeout=CALL)
     page.get_by_test_id("elicit-decline").click()
-    expect(result(page)).to_contain_text("The user chose to decline.", timeout=CALL)
+    expect(tool_result(page)).to_contain_text("The user chose to decline.", timeout=CALL)
 
     page.get_by_test_id("tool-item-ask_llm").click()
     page.get_by_test_id("field-question").fill("What is 6 times 7?")
@@ -395,7 +340,7 @@ def test_sampling_and_elicitation_ask_the_user(page: Page, demo_server) -> None:
     expect(page.get_by_test_id("sampling-message")).to_contain_text("user: What is 6 times 7?", timeout=CALL)
     page.get_by_test_id("sampling-reply").fill("42")
     page.get_by_test_id("sampling-send").click()
-    expect(result(page)).to_contain_text("LLM (human (explorer)) says: 42", timeout=CALL)
+    expect(tool_result(page)).to_contain_text("LLM (human (explorer)) says: 42", timeout=CALL)
 
 
 def test_schemas_are_kept_and_param_headers_show_in_the_trace(page: Page, demo_server) -> None:  # type: ignore[no-untyped-def]
@@ -413,7 +358,7 @@ def test_schemas_are_kept_and_param_headers_show_in_the_trace(page: Page, demo_s
     expect(page.get_by_test_id("field-header")).to_have_text("also sent as the Mcp-Param-Region header")
     page.get_by_test_id("field-region").fill("eu west 1")
     page.get_by_test_id("call-button").click()
-    expect(result(page)).to_contain_text("region: eu west 1", timeout=CALL)
+    expect(tool_result(page)).to_contain_text("region: eu west 1", timeout=CALL)
     page.get_by_test_id("tab-trace").click()
     sent = page.locator('[data-testid="trace-entry"][data-direction="out"][data-method="tools/call"]').last
     sent.locator("summary").click()

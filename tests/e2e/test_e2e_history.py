@@ -8,41 +8,18 @@ import re
 from pathlib import Path
 
 import pytest
-from e2e_support import screenshot
+from e2e_support import BOOT, CALL, assert_axe_clean, expect_connected, open_explorer, screenshot
 from playwright.sync_api import Browser, Page, expect
 
-from devtools import ROOT
 from devtools.chromium import LoopbackGuard
 
 pytestmark = pytest.mark.e2e
 
 
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-
-
-def _axe_clean(page: Page, roots: list[str]) -> None:
-    """axe-core finds no serious or critical issue in ``roots`` (the page's CSP forbids inline scripts: evaluate)."""
-    page.evaluate(AXE.read_text())
-    found = page.evaluate(
-        """async (roots) => (await axe.run({include: roots.map(r => [r])})).violations
-            .filter(v => v.impact === "serious" || v.impact === "critical")
-            .map(v => ({id: v.id, nodes: v.nodes.map(n => n.html)}))""",
-        roots,
-    )
-    assert found == [], found
-
-
-BOOT = 90_000
-CALL = 30_000
-
-
 def _open(page: Page, base: str, *, connect: bool = True) -> None:
-    page.set_viewport_size({"width": 1400, "height": 950})
-    page.goto(f"{base}/index.html?server={base}&transport=http-sse&autoconnect={1 if connect else 0}")
-    expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=BOOT)
+    open_explorer(page, f"{base}/index.html?server={base}&transport=http-sse&autoconnect={1 if connect else 0}")
     if connect:
-        expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "connected", timeout=CALL)
-        expect(page.get_by_test_id("tool-list")).to_contain_text("echo", timeout=CALL)
+        expect_connected(page, tool="echo")
 
 
 def _echo(page: Page, message: str) -> None:
@@ -139,7 +116,7 @@ def test_history_rerun_edit_save_reload_export_import(
     expect(page.get_by_test_id("history-count")).to_have_text("6")
     entries.nth(3).click()  # the edited tool call
     screenshot(page, "history-pane")
-    _axe_clean(page, ["[data-testid=history-root]"])
+    assert_axe_clean(page, ["[data-testid=history-root]"])
 
     # Reload without connecting: history and saved requests are still there; re-run needs a connection
     _open(page, base, connect=False)

@@ -2,53 +2,25 @@
 
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 
 import pytest
-from e2e_support import screenshot
+from e2e_support import (
+    CALL,
+    assert_axe_clean,
+    call_tool,
+    expect_connected,
+    open_explorer,
+    screenshot,
+    tool_result,
+    with_axe,
+)
 from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.e2e
 
-BOOT = 90_000
-CALL = 30_000
-
-
-AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
-RUN_AXE = """async (include) => (await axe.run({include: include.map(s => [s])})).violations
-  .filter(v => v.impact === "serious" || v.impact === "critical")
-  .map(v => ({id: v.id, help: v.help, nodes: v.nodes.map(n => n.html)}))"""
-
-
-def with_axe(page: Page) -> None:
-    """Put axe-core in every document of ``page`` (an init script: the page's CSP refuses inline scripts)."""
-    if AXE.exists():
-        page.add_init_script(path=str(AXE))
-
-
 MINE = ("[data-testid=input-root]", "[data-testid=roots-root]")
 """The parts of the page this file tests (other parts have their own audits)."""
-
-
-def assert_axe_clean(page: Page) -> None:
-    """No serious or critical axe-core violation in :data:`MINE` as the page is now."""
-    if not AXE.exists():
-        return
-    blocking = page.evaluate(RUN_AXE, list(MINE))
-    assert not blocking, json.dumps(blocking, indent=1)[:4000]
-
-
-def open_explorer(page: Page, url: str) -> None:
-    page.set_viewport_size({"width": 1400, "height": 950})
-    page.goto(url)
-    expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=BOOT)
-
-
-def expect_connected(page: Page) -> None:
-    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "connected", timeout=CALL)
-    expect(page.get_by_test_id("tool-list")).to_contain_text("calculate", timeout=CALL)
 
 
 def connect_handshake(page: Page) -> None:
@@ -57,17 +29,6 @@ def connect_handshake(page: Page) -> None:
     page.get_by_test_id("connect-button").click()
     expect_connected(page)
     expect(page.get_by_test_id("protocol-version")).to_have_text("2025-11-25 (handshake era)")
-
-
-def call(page: Page, tool: str) -> None:
-    page.get_by_test_id("tab-tools").click()
-    page.get_by_test_id(f"tool-item-{tool}").click()
-    expect(page.get_by_test_id("tool-title")).to_have_text(tool)
-    page.get_by_test_id("call-button").click()
-
-
-def result(page: Page):  # type: ignore[no-untyped-def]
-    return page.get_by_test_id("tool-result")
 
 
 def test_sampling_is_answered_inline_from_any_tab(page: Page, demo_server) -> None:  # type: ignore[no-untyped-def]
@@ -100,14 +61,14 @@ def test_sampling_is_answered_inline_from_any_tab(page: Page, demo_server) -> No
     page.get_by_test_id("sampling-send").click()
     expect(panel).to_be_hidden()
     page.get_by_test_id("tab-tools").click()
-    expect(result(page)).to_contain_text("LLM (grace-1) says: 42", timeout=CALL)
+    expect(tool_result(page)).to_contain_text("LLM (grace-1) says: 42", timeout=CALL)
 
     page.get_by_test_id("call-button").click()  # a rejection is an error the tool sees
     expect(panel).to_be_visible(timeout=CALL)
     page.get_by_test_id("sampling-reject").focus()  # a real button: Enter answers
     page.keyboard.press("Enter")
     expect(panel).to_be_hidden()
-    expect(result(page)).to_contain_text("rejected", timeout=CALL)
+    expect(tool_result(page)).to_contain_text("rejected", timeout=CALL)
 
 
 @pytest.mark.parametrize("era", ["modern", "handshake"])
@@ -122,7 +83,7 @@ def test_elicitation_inline_and_automatic_answers(page: Page, demo_server, era: 
         connect_handshake(page)
     panel = page.get_by_test_id("input-request")
 
-    call(page, "ask_user")
+    call_tool(page, "ask_user")
     expect(panel).to_be_visible(timeout=CALL)
     expect(page.get_by_test_id("elicitation-message")).to_have_text("Tell me about yourself")
     expect(page.get_by_test_id("elicit-name")).to_be_focused()
@@ -134,7 +95,7 @@ def test_elicitation_inline_and_automatic_answers(page: Page, demo_server, era: 
     page.get_by_test_id("auto-respond").check()
     page.get_by_test_id("elicit-accept").click()
     expect(panel).to_be_hidden()
-    expect(result(page)).to_contain_text("Hello Grace, you like green.", timeout=CALL)
+    expect(tool_result(page)).to_contain_text("Hello Grace, you like green.", timeout=CALL)
     rules = page.get_by_test_id("auto-rule")
     expect(rules).to_have_count(1)
     expect(rules).to_contain_text("Tell me about yourself")
@@ -144,12 +105,12 @@ def test_elicitation_inline_and_automatic_answers(page: Page, demo_server, era: 
     page.get_by_test_id("call-button").click()
     note = page.get_by_test_id("auto-note")
     expect(note).to_have_count(1, timeout=CALL)
-    expect(result(page)).to_contain_text("Hello Grace, you like green.", timeout=CALL)
+    expect(tool_result(page)).to_contain_text("Hello Grace, you like green.", timeout=CALL)
     expect(panel).to_be_hidden()
     expect(note).to_contain_text("Answered automatically")
     expect(rules).to_contain_text("used 1 times")
     if era == "modern":
-        assert_axe_clean(page)  # the note and the rule list
+        assert_axe_clean(page, MINE)  # the note and the rule list
 
     # a different message is a different request: asked again
     page.get_by_test_id("field-message").fill("Who are you?")
@@ -157,7 +118,7 @@ def test_elicitation_inline_and_automatic_answers(page: Page, demo_server, era: 
     expect(panel).to_be_visible(timeout=CALL)
     expect(page.get_by_test_id("elicitation-message")).to_have_text("Who are you?")
     page.get_by_test_id("elicit-cancel").click()
-    expect(result(page)).to_contain_text("The user chose to cancel.", timeout=CALL)
+    expect(tool_result(page)).to_contain_text("The user chose to cancel.", timeout=CALL)
 
     # stop the automatic answer: the original request asks again
     page.get_by_test_id("field-message").fill("")
@@ -166,7 +127,7 @@ def test_elicitation_inline_and_automatic_answers(page: Page, demo_server, era: 
     page.get_by_test_id("call-button").click()
     expect(panel).to_be_visible(timeout=CALL)
     page.get_by_test_id("elicit-decline").click()
-    expect(result(page)).to_contain_text("The user chose to decline.", timeout=CALL)
+    expect(tool_result(page)).to_contain_text("The user chose to decline.", timeout=CALL)
 
     # sampling: "any request" rule, stopped from its note
     page.get_by_test_id("tool-item-ask_llm").click()
@@ -176,19 +137,19 @@ def test_elicitation_inline_and_automatic_answers(page: Page, demo_server, era: 
     page.get_by_test_id("sampling-reply").fill("42")
     page.get_by_test_id("auto-respond").check()
     page.get_by_test_id("sampling-send").click()
-    expect(result(page)).to_contain_text("says: 42", timeout=CALL)
+    expect(tool_result(page)).to_contain_text("says: 42", timeout=CALL)
     page.get_by_test_id("field-question").fill("And 7 times 8?")
     page.get_by_test_id("call-button").click()
     sampled = page.locator('[data-testid="auto-note"][data-key="sampling"]')
     expect(sampled).to_contain_text("reply '42'", timeout=CALL)
-    expect(result(page)).to_contain_text("LLM (human (explorer)) says: 42", timeout=CALL)
+    expect(tool_result(page)).to_contain_text("LLM (human (explorer)) says: 42", timeout=CALL)
     sampled.get_by_test_id("auto-note-stop").click()
     expect(page.get_by_test_id("auto-rule")).to_have_count(0)
     page.get_by_test_id("call-button").click()
     expect(panel).to_be_visible(timeout=CALL)
     page.get_by_test_id("sampling-reply").fill("56")
     page.get_by_test_id("sampling-send").click()
-    expect(result(page)).to_contain_text("says: 56", timeout=CALL)
+    expect(tool_result(page)).to_contain_text("says: 56", timeout=CALL)
 
 
 def test_requests_queue_up_and_are_answered_in_turn(page: Page, demo_server) -> None:  # type: ignore[no-untyped-def]
@@ -196,14 +157,14 @@ def test_requests_queue_up_and_are_answered_in_turn(page: Page, demo_server) -> 
     with_axe(page)
     open_explorer(page, f"{demo_server.url}/")
     expect_connected(page)
-    call(page, "test_input_required_result_multiple_inputs")
+    call_tool(page, "test_input_required_result_multiple_inputs")
     cards = page.get_by_test_id("input-request-dialog")
     expect(cards).to_have_count(2, timeout=CALL)
     expect(page.get_by_test_id("input-request-count")).to_have_text("(2)")
     expect(page.get_by_test_id("input-announce")).to_contain_text("2 requests are waiting")
     expect(cards.first).to_have_class(re.compile(r"\bcurrent\b"))
     screenshot(page, "input-inline")
-    assert_axe_clean(page)
+    assert_axe_clean(page, MINE)
 
     elicitation = page.locator('[data-testid="input-request-dialog"][data-kind="elicitation"]')
     sampling = page.locator('[data-testid="input-request-dialog"][data-kind="sampling"]')
@@ -234,7 +195,7 @@ def test_requests_queue_up_and_are_answered_in_turn(page: Page, demo_server) -> 
         page.get_by_test_id("elicit-name").fill("Ada")
         page.get_by_test_id("elicit-accept").click()
     expect(page.get_by_test_id("input-request")).to_be_hidden()
-    expect(result(page)).to_contain_text("Hi, Ada (0 roots)", timeout=CALL)
+    expect(tool_result(page)).to_contain_text("Hi, Ada (0 roots)", timeout=CALL)
 
 
 def test_roots_are_configured_listed_and_announced(page: Page, demo_server) -> None:  # type: ignore[no-untyped-def]
@@ -257,12 +218,12 @@ def test_roots_are_configured_listed_and_announced(page: Page, demo_server) -> N
     page.get_by_test_id("root-add").click()
     expect(page.get_by_test_id("roots-error")).to_contain_text("already a root")
     expect(page.get_by_test_id("roots-count")).to_have_text("2")
-    assert_axe_clean(page)
+    assert_axe_clean(page, MINE)
 
     connect_handshake(page)
-    call(page, "list_client_roots")
-    expect(result(page)).to_contain_text("project file:///home/me/project", timeout=CALL)
-    expect(result(page)).to_contain_text("file:///tmp")
+    call_tool(page, "list_client_roots")
+    expect(tool_result(page)).to_contain_text("project file:///home/me/project", timeout=CALL)
+    expect(tool_result(page)).to_contain_text("file:///tmp")
 
     # a change while connected is announced (notifications/roots/list_changed), and served next time
     page.locator('[data-testid="root-item"][data-uri="file:///tmp"]').get_by_test_id("root-remove").click()
@@ -272,14 +233,14 @@ def test_roots_are_configured_listed_and_announced(page: Page, demo_server) -> N
         '[data-testid="trace-entry"][data-direction="out"][data-method="notifications/roots/list_changed"]'
     )
     expect(told).to_have_count(1, timeout=CALL)
-    call(page, "list_client_roots")
+    call_tool(page, "list_client_roots")
     expect(page.get_by_test_id("roots-status")).to_contain_text("asked for the roots (2 times): sent 1", timeout=CALL)
-    expect(result(page)).to_contain_text("project file:///home/me/project", timeout=CALL)
-    expect(result(page)).not_to_contain_text("file:///tmp")
+    expect(tool_result(page)).to_contain_text("project file:///home/me/project", timeout=CALL)
+    expect(tool_result(page)).not_to_contain_text("file:///tmp")
 
     # kept in localStorage: a reload has them, and the modern era gets them through an input request
     open_explorer(page, f"{demo_server.url}/")
     expect_connected(page)
     expect(page.get_by_test_id("roots-count")).to_have_text("1")
-    call(page, "test_input_required_result_list_roots")
-    expect(result(page)).to_contain_text("The client's roots: file:///home/me/project", timeout=CALL)
+    call_tool(page, "test_input_required_result_list_roots")
+    expect(tool_result(page)).to_contain_text("The client's roots: file:///home/me/project", timeout=CALL)

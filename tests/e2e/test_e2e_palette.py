@@ -2,52 +2,14 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
-from e2e_support import screenshot
+from e2e_support import CALL, assert_axe_clean, expect_connected, open_explorer, screenshot, with_axe
 from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.e2e
 
-BOOT = 90_000
-CALL = 30_000
-
-
-AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
-RUN_AXE = """async (include) => (await axe.run({include: include.map(s => [s])})).violations
-  .filter(v => v.impact === "serious" || v.impact === "critical")
-  .map(v => ({id: v.id, help: v.help, nodes: v.nodes.map(n => n.html)}))"""
-
-
-def with_axe(page: Page) -> None:
-    """Put axe-core in every document of ``page`` (an init script: the page's CSP refuses inline scripts)."""
-    if AXE.exists():
-        page.add_init_script(path=str(AXE))
-
-
 MINE = ("[data-testid=palette-root]", ".workspace")
 """The parts of the page this file tests (other parts have their own audits)."""
-
-
-def assert_axe_clean(page: Page) -> None:
-    """No serious or critical axe-core violation in :data:`MINE` as the page is now."""
-    if not AXE.exists():
-        return
-    blocking = page.evaluate(RUN_AXE, list(MINE))
-    assert not blocking, json.dumps(blocking, indent=1)[:4000]
-
-
-def open_explorer(page: Page, url: str) -> None:
-    page.set_viewport_size({"width": 1400, "height": 950})
-    page.goto(url)
-    expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=BOOT)
-
-
-def expect_connected(page: Page) -> None:
-    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "connected", timeout=CALL)
-    expect(page.get_by_test_id("tool-list")).to_contain_text("calculate", timeout=CALL)
 
 
 def palette_run(page: Page, query: str, first: str) -> None:
@@ -85,7 +47,7 @@ def test_palette_opens_filters_runs_and_closes(page: Page, demo_server) -> None:
     expect(page.get_by_test_id("palette-list")).to_contain_text("Go to Resources")
     expect(page.get_by_test_id("palette-list")).to_contain_text("Open tool calculate")
     screenshot(page, "palette-open")
-    assert_axe_clean(page)
+    assert_axe_clean(page, MINE)
 
     # arrow keys move the highlight (aria-activedescendant follows)
     first = box.get_attribute("aria-activedescendant")
@@ -162,7 +124,7 @@ def test_tab_bar_arrow_keys_and_aria(page: Page, demo_server) -> None:  # type: 
     expect(page.get_by_test_id("tab-trace")).to_have_attribute("aria-selected", "true")
     expect(page.get_by_test_id("tab-trace")).to_have_attribute("tabindex", "0")
     expect(tools).to_have_attribute("tabindex", "-1")
-    assert_axe_clean(page)  # tablist, tabs and panels as axe reads them
+    assert_axe_clean(page, MINE)  # tablist, tabs and panels as axe reads them
 
 
 def test_every_action_without_a_mouse(page: Page, demo_server) -> None:  # type: ignore[no-untyped-def]

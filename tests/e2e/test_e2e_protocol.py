@@ -8,43 +8,14 @@ what breaks them (here: a server without CORS); the top bar shows the last ping'
 from __future__ import annotations
 
 import re
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 
 import pytest
-from e2e_support import screenshot
+from e2e_support import CALL, assert_axe_clean, expect_connected, open_explorer, open_tool, screenshot
 from playwright.sync_api import Locator, Page, expect
 
-from devtools import DIST, ROOT
+from devtools.ports import free_port
 
 pytestmark = pytest.mark.e2e
-
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-BOOT = 90_000  # ms: Pyodide, the wheels and our modules
-CALL = 30_000
-
-
-def open_connected(page: Page, url: str) -> None:
-    page.set_viewport_size({"width": 1400, "height": 950})
-    page.goto(url)
-    expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=BOOT)
-    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "connected", timeout=CALL)
-    expect(page.get_by_test_id("tool-list")).to_contain_text("calculate", timeout=CALL)
-
-
-def axe_clean(page: Page, roots: list[str]) -> None:
-    """axe-core finds no serious or critical issue in ``roots`` (the page's CSP forbids inline scripts: evaluate)."""
-    page.evaluate(AXE.read_text())
-    found = page.evaluate(
-        """async (roots) => (await axe.run({include: roots.map(r => [r])})).violations
-            .filter(v => v.impact === "serious" || v.impact === "critical")
-            .map(v => ({id: v.id, nodes: v.nodes.map(n => n.html)}))""",
-        roots,
-    )
-    assert found == [], found
 
 
 def group(page: Page, method: str) -> Locator:
@@ -58,36 +29,9 @@ def events(row: Locator, role: str) -> Locator:
     return row.locator(f'[data-testid="protocol-event"][data-role="{role}"]')
 
 
-def open_tool(page: Page, name: str) -> None:
-    page.get_by_test_id("tab-tools").click()
-    page.get_by_test_id(f"tool-item-{name}").click()
-    expect(page.get_by_test_id("tool-title")).to_have_text(name)
-
-
-@pytest.fixture(scope="module")
-def no_cors_server() -> Iterator[str]:
-    """A plain static server (no CORS headers, no MCP) on a port of its own: another origin for the page."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "http.server", "-b", "127.0.0.1", "-d", str(DIST), str(port)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 def test_modern_era_groups_progress_and_input_rounds_and_pings(page: Page, demo_server) -> None:  # type: ignore[no-untyped-def]
-    open_connected(page, f"{demo_server.url}/")
+    open_explorer(page, f"{demo_server.url}/")
+    expect_connected(page)
     expect(page.get_by_test_id("protocol-version")).to_contain_text("modern era")
 
     # the ping indicator in the top bar: a button with a name, showing the last round-trip
@@ -155,7 +99,7 @@ def test_modern_era_groups_progress_and_input_rounds_and_pings(page: Page, demo_
     asked.scroll_into_view_if_needed()
     screenshot(page, "protocol-pane")
     events(asked, "retry").click()  # an event open on its JSON, for the check
-    axe_clean(page, ['[data-testid="pane-protocol"]', '[data-testid="status-root"]'])
+    assert_axe_clean(page, ['[data-testid="pane-protocol"]', '[data-testid="status-root"]'])
 
     # the Network tab: the POSTs with their status and the 2026-07-28 headers
     page.get_by_test_id("tab-network").click()
@@ -167,7 +111,7 @@ def test_modern_era_groups_progress_and_input_rounds_and_pings(page: Page, demo_
     expect(headers.locator('[data-header="mcp-protocol-version"]').first).to_contain_text("2026-07-28")
     expect(posts.last.get_by_test_id("network-type")).to_have_text(re.compile("application/json|text/event-stream"))
     expect(page.get_by_test_id("network-count")).to_have_text(re.compile(r"^\d+$"))
-    axe_clean(page, ['[data-testid="pane-network"]'])
+    assert_axe_clean(page, ['[data-testid="pane-network"]'])
 
     expect(page.get_by_test_id("network-alert")).to_be_hidden()
 
@@ -189,11 +133,9 @@ def test_modern_era_groups_progress_and_input_rounds_and_pings(page: Page, demo_
 def test_handshake_era_server_requests_sessions_and_a_server_without_cors(
     page: Page,
     demo_server,  # type: ignore[no-untyped-def]
-    no_cors_server: str,
+    static_site: str,
 ) -> None:
-    page.set_viewport_size({"width": 1400, "height": 950})
-    page.goto(f"{demo_server.url}/?autoconnect=0")
-    expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=BOOT)
+    open_explorer(page, f"{demo_server.url}/?autoconnect=0")
     if not page.get_by_test_id("protocol-select").is_visible():  # in the folded "Header and protocol" section
         page.get_by_test_id("advanced-toggle").click()
     expect(page.get_by_test_id("protocol-select")).to_be_enabled()
@@ -236,14 +178,14 @@ def test_handshake_era_server_requests_sessions_and_a_server_without_cors(
 
     # a server without CORS: the connection fails, and the Network tab says why
     page.get_by_test_id("disconnect-button").click()
-    page.get_by_test_id("server-url").fill(f"{no_cors_server}/mcp")
+    page.get_by_test_id("server-url").fill(f"{static_site}/mcp")
     page.get_by_test_id("connect-button").click()
     expect(page.get_by_test_id("connection-error")).to_contain_text("Blocked by CORS", timeout=CALL)
     page.get_by_test_id("tab-network").click()
     finding = page.locator('[data-testid="network-finding"][data-code="cors"]')
     expect(finding).to_contain_text("Access-Control-Allow-Origin")
-    expect(finding).to_contain_text(f"POST {no_cors_server}/mcp")
-    expect(page.get_by_test_id("network-connection").last).to_have_text(f"Connecting to {no_cors_server}/mcp")
+    expect(finding).to_contain_text(f"POST {static_site}/mcp")
+    expect(page.get_by_test_id("network-connection").last).to_have_text(f"Connecting to {static_site}/mcp")
     blocked = page.locator('[data-testid="network-exchange"][data-state="failed"]').last
     expect(blocked).to_have_attribute("data-problems", re.compile("cors"))
     blocked.locator("summary").click()
@@ -251,12 +193,10 @@ def test_handshake_era_server_requests_sessions_and_a_server_without_cors(
     expect(finding).to_contain_text("a no-cors probe reached it")  # something answers there: CORS it is
     expect(page.get_by_test_id("network-alert")).to_have_text("1 problem")
     screenshot(page, "network-cors")
-    axe_clean(page, ['[data-testid="pane-network"]'])
+    assert_axe_clean(page, ['[data-testid="pane-network"]'])
 
     # nothing listening: the browser says the same TypeError, the probe tells the two apart
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
+    closed = free_port()
     page.get_by_test_id("server-url").fill(f"http://127.0.0.1:{closed}/mcp")
     page.get_by_test_id("connect-button").click()
     expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "error", timeout=CALL)

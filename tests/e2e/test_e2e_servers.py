@@ -10,32 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_support import screenshot
+from e2e_support import BOOT, assert_axe_clean, expect_connected, open_explorer, screenshot
 from playwright.sync_api import Page, expect
 
 from devtools import ROOT
 from devtools.servers import DemoServer
 
 pytestmark = pytest.mark.e2e
-
-
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-
-
-def _axe_clean(page: Page, roots: list[str]) -> None:
-    """axe-core finds no serious or critical issue in ``roots`` (the page's CSP forbids inline scripts: evaluate)."""
-    page.evaluate(AXE.read_text())
-    found = page.evaluate(
-        """async (roots) => (await axe.run({include: roots.map(r => [r])})).violations
-            .filter(v => v.impact === "serious" || v.impact === "critical")
-            .map(v => ({id: v.id, nodes: v.nodes.map(n => n.html)}))""",
-        roots,
-    )
-    assert found == [], found
-
-
-BOOT = 90_000
-CALL = 30_000
 STDIO = [sys.executable, "-m", "server_demo", "--stdio"]
 
 
@@ -53,15 +34,12 @@ def gateway_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def _open(page: Page, base: str) -> None:
-    page.set_viewport_size({"width": 1400, "height": 1100})
-    page.goto(f"{base}/index.html?server={base}&transport=http-sse&autoconnect=0")
-    expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=BOOT)
+    open_explorer(page, f"{base}/index.html?server={base}&transport=http-sse&autoconnect=0", height=1100)
 
 
 def _connect(page: Page) -> None:
     page.get_by_test_id("connect-button").click()
-    expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "connected", timeout=CALL)
-    expect(page.get_by_test_id("tool-list")).to_contain_text("echo", timeout=CALL)
+    expect_connected(page, tool="echo")
 
 
 def _disconnect(page: Page) -> None:
@@ -117,7 +95,7 @@ def test_servers_add_import_connect_copy_era(page: Page, gateway_server: str, tm
     missing_note = page.locator("li", has=_item(page, "missing")).get_by_test_id("server-note")
     expect(missing_note).to_contain_text("--gateway FILE", use_inner_text=False)
     screenshot(page, "servers-list")
-    _axe_clean(page, ["[data-testid=servers-root]"])
+    assert_axe_clean(page, ["[data-testid=servers-root]"])
 
     # The unmatched one cannot be used, and says why
     _item(page, "missing").click()

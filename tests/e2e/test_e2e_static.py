@@ -9,34 +9,18 @@ against it and print what they print against the real server.
 from __future__ import annotations
 
 import re
-import sys
-from collections.abc import Iterator
 
 import pytest
-from e2e_support import screenshot
+from e2e_support import BOOT, open_explorer, screenshot
 from playwright.sync_api import Page, expect
-
-from devtools import DIST
-from devtools.servers import ServerProcess
 
 pytestmark = pytest.mark.e2e
 
-BOOT = 90_000
 CALL = 60_000  # the first call waits for the worker's own Pyodide to boot
 
 
-@pytest.fixture(scope="module")
-def static_site() -> Iterator[str]:
-    """``site/dist`` behind Python's own static file server on a free loopback port."""
-    command = [sys.executable, "-m", "http.server", "{port}", "--bind", "127.0.0.1", "--directory", str(DIST)]
-    with ServerProcess(command, quiet=True) as server:
-        yield server.url
-
-
 def test_the_explorer_uses_the_in_browser_server_on_a_static_host(page: Page, static_site: str) -> None:
-    page.set_viewport_size({"width": 1400, "height": 950})
-    page.goto(f"{static_site}/index.html")
-    expect(page.locator("body")).to_have_attribute("data-ready", "true", timeout=BOOT)
+    open_explorer(page, f"{static_site}/index.html")
     expect(page.get_by_test_id("connection-status")).to_have_attribute("data-state", "connected", timeout=CALL)
     expect(page.get_by_test_id("transport-select")).to_have_value("in-browser")
     expect(page.get_by_test_id("connection-note")).to_contain_text("using the in-browser demo server")
