@@ -21,7 +21,9 @@ Two kinds of checks, one report:
   ``pyodide-lock.json`` listing ``pyodide-transport``, as ``python build.py
   site`` builds in ``site/dist/pyodide``); the Node runner ships in this package.
 
-Exit status 0 only when every required check passes. With
+Exit status (:mod:`pyodide_transport.check_report`): 0 when no check is blocking, 1 when one is,
+2 when the check could not run as asked. ``--format text|json|junit`` picks the report (JUnit XML
+for CI test tabs), ``--output FILE`` writes it to a file. With
 ``MCP_CONFORMANCE_SCENARIO`` set, the command is instead the client under test
 of the official conformance suite's client mode: it runs that scenario
 against the URL (the last argument), in CPython or, with ``--pyodide DIR``,
@@ -50,7 +52,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -59,6 +61,7 @@ from urllib.parse import urlsplit
 from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY
 from mcp_types.version import LATEST_HANDSHAKE_VERSION, LATEST_MODERN_VERSION
 
+from .check_report import EXIT_BLOCKING, EXIT_OK, EXIT_USAGE, FORMATS, Check, ReportFormat, render
 from .errors import TransportError
 from .streamable_http import BROWSER_REQUEST_HEADERS
 
@@ -87,26 +90,6 @@ NODE_RUNNER = Path(__file__).with_name("_node_runner.mjs")
 
 _TIMEOUT = 15.0
 _CONFORMANCE_TIMEOUT = 28.0  # the suite kills its client after 30 s
-
-
-@dataclass
-class Check:
-    """One line of the report.
-
-    Attributes:
-        name: What was checked.
-        status: ``"pass"``, ``"fail"``, ``"warn"`` (not fatal), ``"info"`` or ``"skip"``.
-        detail: What was seen, and the fix when it failed.
-    """
-
-    name: str
-    status: str
-    detail: str = ""
-
-    @property
-    def fatal(self) -> bool:
-        """Whether this check keeps a browser client from using the server."""
-        return self.status == "fail"
 
 
 # --- browser rules, over urllib -------------------------------------------------------------------
@@ -841,19 +824,6 @@ def run_in_pyodide(code: str, pyodide: Path, timeout: float = 60.0) -> str | Non
 
 # --- the command ----------------------------------------------------------------------------------
 
-_MARKS = {"pass": "PASS", "fail": "FAIL", "warn": "WARN", "info": "INFO", "skip": "SKIP"}
-
-
-def _report(url: str, checks: list[Check]) -> str:
-    lines = [f"Browser compatibility of {url}", ""]
-    lines += [f"  [{_MARKS[c.status]}] {c.name}" + (f": {c.detail}" if c.detail else "") for c in checks]
-    failed = [c for c in checks if c.fatal]
-    lines += [
-        "",
-        "A browser client can fully use this server." if not failed else f"{len(failed)} blocking problem(s).",
-    ]
-    return "\n".join(lines)
-
 
 def run_transport_checks(url: str, pyodide: Path | None = None) -> list[Check]:
     """The end-to-end half of the report: :func:`transport_checks` here in CPython, or inside Pyodide."""
@@ -899,7 +869,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pyodide_transport.check", description=__doc__.split("\n\n")[0])
     parser.add_argument("url", help="the MCP endpoint, e.g. http://127.0.0.1:8000/mcp")
     parser.add_argument("--origin", help="the page origin to probe CORS with (default: same host, another port)")
-    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON (the same as --format json)")
+    parser.add_argument("--format", choices=FORMATS, default=None, help="report format: text (default), json, junit")
+    parser.add_argument(
+        "--output", type=Path, metavar="FILE", help="write the report there (stdout then gets the text summary)"
+    )
     parser.add_argument(
         "--pyodide",
         type=Path,
@@ -920,12 +894,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     args = _parser().parse_args(args_list)
+    fmt: ReportFormat = args.format or ("json" if args.json else "text")
     if args.pyodide is not None:
         try:
             find_pyodide(args.pyodide)
         except PyodideError as exc:
             print(exc, file=sys.stderr)
-            return 2
+            return EXIT_USAGE
     if scenario:
         return _conformance(args.url, scenario, args.pyodide)
     origin = args.origin or default_origin(args.url)
@@ -935,11 +910,16 @@ def main(argv: list[str] | None = None) -> int:
         checks.append(Check("FetchTransport end to end", "skip", "needs a sign-in (not attempted by this check)"))
     else:
         checks += run_transport_checks(args.url, args.pyodide)
-    if args.json:
-        print(json.dumps([asdict(c) for c in checks], indent=2))
-    else:
-        print(_report(args.url, checks))
-    return 1 if any(c.fatal for c in checks) else 0
+    report = render(args.url, checks, fmt)
+    if args.output is not None:
+        try:
+            args.output.write_text(report + "\n", encoding="utf-8")
+        except OSError as exc:
+            print(f"cannot write the report to {args.output}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        report = render(args.url, checks, "text")
+    print(report)
+    return EXIT_BLOCKING if any(c.fatal for c in checks) else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 
@@ -84,6 +85,21 @@ def test_hidden_session_id_fails(broken_server: str, capsys: pytest.CaptureFixtu
     out = capsys.readouterr().out
     assert "[FAIL] Mcp-Session-Id exposed: the server sets Mcp-Session-Id but does not list it" in out
     assert "1 blocking problem(s)." in out
+
+
+def test_junit_report_to_a_file(broken_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    report = tmp_path / "check.xml"
+    assert check.main([broken_server, "--format", "junit", "--output", str(report)]) == 1
+    assert capsys.readouterr().out.rstrip().endswith("1 blocking problem(s).")  # stdout: the text summary
+    suite = ElementTree.parse(report).getroot().find("testsuite")
+    assert suite is not None and suite.get("failures") == "1"
+    failed = [c.get("name") for c in suite.iter("testcase") if c.find("failure") is not None]
+    assert failed == ["Mcp-Session-Id exposed"]
+
+
+def test_an_unwritable_output_is_a_usage_error(demo_server: Any, tmp_path: Path) -> None:
+    nowhere = tmp_path / "missing" / "check.json"
+    assert check.main([demo_server.url + "/mcp/json", "--format", "json", "--output", str(nowhere)]) == 2
 
 
 def test_foreign_origin_refused_fails_the_preflight(demo_server: Any, capsys: pytest.CaptureFixture[str]) -> None:

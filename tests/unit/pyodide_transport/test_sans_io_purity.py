@@ -34,6 +34,7 @@ PURE_MODULES = [
     "oauth_core",
     "envelope",
     "apps",
+    "check_report",
     "middleware._base",
     "middleware.policy_core",
     "middleware.breaker_core",
