@@ -10,38 +10,60 @@ the package registries::
     python build.py stress [options]      # long fuzz/load/fault runs (stress/run_stress.py), prints figures
     python build.py bench [--publish]     # benchmarks against peers (benchmarks/), JSON + table + chart
 
-Browser-side pins live in ``pyproject.toml`` under ``[tool.pyodide-transport.browser]``.
-Downloads are cached in ``.cache/``; nothing built or downloaded is committed.
+Browser-side pins live in ``pyodide_transport/browser_testing/pins.toml``; the downloads, their integrity
+checks and the lock file come from ``pyodide_transport.browser_testing.runtime``, which the installed
+browser-testing tooling uses too. Downloads are cached in ``.cache/``; nothing built or downloaded is committed.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
-import email.parser
 import hashlib
+import importlib.util
 import json
 import os
 import platform
 import re
 import shutil
 import subprocess
-import sys
-import tarfile
-import tomllib
 import venv
-import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent
 CACHE = ROOT / ".cache"
 VENV = ROOT / ".venv"
 SITE_SRC = ROOT / "site"
 DIST = SITE_SRC / "dist"
-RUNTIME_FILES = ("pyodide.mjs", "pyodide.js", "pyodide.asm.mjs", "pyodide.asm.wasm", "python_stdlib.zip")
 CHROMIUM_DEBIAN = Path("/usr/bin/chromium")
+
+
+def _load_runtime() -> Any:
+    """``pyodide_transport.browser_testing.runtime`` by file: standard library only, so it loads before any install."""
+    spec = importlib.util.spec_from_file_location("_pt_runtime", ROOT / "pyodide_transport/browser_testing/runtime.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+if TYPE_CHECKING:
+    from pyodide_transport.browser_testing import runtime as rt
+else:
+    rt = _load_runtime()
+
+RUNTIME_FILES = rt.RUNTIME_FILES
+_T = TypeVar("_T")
+
+
+def setup_step(step: Callable[..., _T], *args: Any) -> _T:
+    """Run one of the runtime module's steps, its failure ending the build with that message."""
+    try:
+        return step(*args)
+    except rt.RuntimeSetupError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def log(msg: str) -> None:
@@ -56,10 +78,8 @@ def run(cmd: list[str], **kwargs: Any) -> None:
 
 
 def pins() -> dict[str, Any]:
-    """The browser-side pins from pyproject.toml."""
-    with (ROOT / "pyproject.toml").open("rb") as f:
-        data: dict[str, Any] = tomllib.load(f)["tool"]["pyodide-transport"]["browser"]
-    return data
+    """The browser-side pins (``pyodide_transport/browser_testing/pins.toml``)."""
+    return rt.pins()
 
 
 def venv_python() -> Path:
@@ -157,60 +177,17 @@ def ensure_services() -> None:
 
 def npm_tarball(name: str, version: str, integrity: str) -> Path:
     """Fetch (once) and verify an npm package tarball against its pinned integrity."""
-    dest = CACHE / "npm"
-    dest.mkdir(parents=True, exist_ok=True)
-    fname = f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
-    path = dest / fname
-    if not path.exists():
-        run(["npm", "pack", f"{name}@{version}", "--pack-destination", str(dest), "--silent"], cwd=dest)
-    algo, _, want = integrity.partition("-")
-    got = base64.b64encode(hashlib.new(algo, path.read_bytes()).digest()).decode()
-    if got != want:
-        path.unlink()
-        raise SystemExit(f"integrity mismatch for {name}@{version}: expected {integrity}, got {algo}-{got}")
-    return path
+    return setup_step(rt.npm_tarball, name, version, integrity, CACHE / "npm", log)
 
 
-def extract(tarball: Path, prefix: str, dest: Path, names: tuple[str, ...] | None = None) -> None:
-    """Extract members under ``prefix`` of an npm tarball into ``dest`` (all, or only ``names``)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(tarball) as tar:
-        for member in tar.getmembers():
-            if not member.isfile() or not member.name.startswith(prefix):
-                continue
-            rel = member.name[len(prefix) :]
-            if names is not None and rel not in names:
-                continue
-            target = dest / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            src = tar.extractfile(member)
-            assert src is not None
-            target.write_bytes(src.read())
-
-
-def canonical(name: str) -> str:
-    """PEP 503 normalized name, as the Pyodide lock file keys packages."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+extract = rt.extract
+canonical = rt.canonical
+wheel_entry = rt.wheel_entry
 
 
 def browser_wheels(spec: dict[str, Any]) -> list[Path]:
     """Download (once) the pinned browser wheels; pure ones any-platform, compiled ones wasm32."""
-    dest = CACHE / "wheels"
-    dest.mkdir(parents=True, exist_ok=True)
-    found: list[Path] = []
-    for req in spec["wheels"]:
-        name, _, version = req.partition("==")
-        stem = f"{canonical(name).replace('-', '_')}-{version}-"
-        have = [p for p in dest.glob("*.whl") if p.name.lower().startswith(stem)]
-        if not have:  # pure wheels match any platform, compiled ones must be built for Pyodide's
-            cmd = [sys.executable, "-m", "pip", "--disable-pip-version-check", "download", "-q", "--no-deps"]
-            cmd += ["--only-binary=:all:", "--python-version", spec["python"], "--platform", spec["platform"]]
-            run([*cmd, "-d", str(dest), req])
-            have = [p for p in dest.glob("*.whl") if p.name.lower().startswith(stem)]
-        if len(have) != 1:
-            raise SystemExit(f"expected one wheel for {req} in {dest}, found {[p.name for p in have]}")
-        found.append(have[0])
-    return found
+    return setup_step(rt.browser_wheels, spec, CACHE / "wheels", log)
 
 
 def own_wheel(py: Path) -> Path:
@@ -346,35 +323,6 @@ def precompile(runtime: Path, wheels: list[Path], version: str) -> list[Path]:
     return done
 
 
-def wheel_entry(wheel: Path) -> dict[str, Any]:
-    """A pyodide-lock.json package entry for one wheel, read from its METADATA and file list."""
-    with zipfile.ZipFile(wheel) as zf:
-        meta_name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
-        meta = email.parser.HeaderParser().parsestr(zf.read(meta_name).decode())
-        tops = {n.split("/")[0] for n in zf.namelist()}
-    imports = sorted(t.removesuffix(".py") for t in tops if not t.endswith((".dist-info", ".data")))
-    depends = []
-    for req in meta.get_all("Requires-Dist") or []:
-        if "extra ==" in req:
-            continue
-        marker = req.partition(";")[2]
-        if "sys_platform" in marker and "emscripten" not in marker:
-            continue
-        depends.append(canonical(re.split(r"[\s;<>=!~\[(]", req, maxsplit=1)[0]))
-    return {
-        "name": canonical(meta["Name"]),
-        "version": meta["Version"],
-        "file_name": wheel.name,
-        "install_dir": "site",
-        "sha256": hashlib.sha256(wheel.read_bytes()).hexdigest(),
-        "package_type": "package",
-        "imports": imports,
-        "depends": sorted(set(depends)),
-        "unvendored_tests": False,
-        "shared_library": False,
-    }
-
-
 def build_site(py: Path, dist: Path = DIST) -> None:
     """Assemble ``dist``: page sources, the Pyodide runtime, PyScript, every wheel and a lock file."""
     spec = pins()
@@ -398,17 +346,8 @@ def build_site(py: Path, dist: Path = DIST) -> None:
     extract(pyscript_tgz, "package/dist/", dist / "pyscript")
 
     wheels = precompile(runtime, [*browser_wheels(spec), own_wheel(py), server_wheel(py)], pyo["version"])
-    packages: dict[str, Any] = {}
-    for wheel in wheels:
-        shutil.copy2(wheel, runtime / wheel.name)
-        entry = wheel_entry(wheel)
-        packages[entry["name"]] = entry
-    missing = {d for e in packages.values() for d in e["depends"]} - set(packages)
-    if missing:
-        raise SystemExit(f"the browser lock lacks dependencies {sorted(missing)}: pin them in pyproject.toml")
-    lock_path = runtime / "pyodide-lock.json"
-    info = json.loads(lock_path.read_text())["info"]
-    lock_path.write_text(json.dumps({"info": info, "packages": packages}, indent=1, sort_keys=True))
+    lock = setup_step(rt.write_lock, runtime, wheels)
+    info, packages = lock["info"], lock["packages"]
     build_info = {
         "pyodide": pyo["version"],
         "pyscript": pys["version"],

@@ -7,21 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from pyodide_transport.browser_testing.session import CHROMIUM_ARGS
+
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Route
 
 __all__ = ["CHROMIUM_ARGS", "DEBIAN_CHROMIUM", "LOOPBACK", "LoopbackGuard", "chromium_executable"]
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-"""Launch flags: no sandbox (containers), and nothing that phones home in the background."""
 
 DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})

@@ -14,12 +14,17 @@ Two kinds of checks, one report:
 * **Our transport end to end**: :class:`~pyodide_transport.fetch.FetchTransport`
   against the server, reporting the protocol versions offered
   (``server/discover`` and ``initialize``), the tools listed, SSE streaming,
-  the GET stream and DELETE. By default it runs right here in CPython over the
-  ``httpx`` adapter (:mod:`pyodide_transport.cpython`, the ``cpython`` extra);
-  with ``--pyodide DIR`` it runs inside real Pyodide in Node instead, over the
-  JavaScript ``fetch``. ``DIR`` is a Pyodide folder (``pyodide.mjs`` and a
+  the GET stream and DELETE. ``--runtime`` says where it runs: ``chromium``
+  (a real headless page on a loopback origin of its own, so CORS is the
+  browser's), ``node`` (Pyodide in Node, over the JavaScript ``fetch``) or
+  ``cpython`` (right here, over the ``httpx`` adapter of
+  :mod:`pyodide_transport.cpython`). The browser runtimes boot from the cached
+  offline runtime (:mod:`pyodide_transport.browser_testing.runtime`), or from
+  ``--pyodide DIR``: a Pyodide folder (``pyodide.mjs`` and a
   ``pyodide-lock.json`` listing ``pyodide-transport``, as ``python build.py
-  site`` builds in ``site/dist/pyodide``); the Node runner ships in this package.
+  site`` builds in ``site/dist/pyodide``). This module's command defaults to
+  ``cpython`` (``node`` with ``--pyodide``); ``pyodide-transport check`` (the
+  installed command, :mod:`pyodide_transport.browser_testing.cli`) to ``chromium``.
 
 Exit status (:mod:`pyodide_transport.check_report`): 0 when no check is blocking, 1 when one is,
 2 when the check could not run as asked. ``--format text|json|junit`` picks the report (JUnit XML
@@ -33,6 +38,7 @@ Examples::
 
     python -m pyodide_transport.check http://127.0.0.1:8000/mcp
     python -m pyodide_transport.check http://127.0.0.1:8000/mcp --pyodide site/dist/pyodide --json
+    pyodide-transport check http://127.0.0.1:8000/mcp --format junit --output browser-check.xml
 """
 
 from __future__ import annotations
@@ -55,7 +61,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY
@@ -68,6 +74,7 @@ from .streamable_http import BROWSER_REQUEST_HEADERS
 __all__ = [
     "NODE_RUNNER",
     "REQUIRED_HEADERS",
+    "RUNTIME_CHOICES",
     "Check",
     "NodePyodide",
     "PyodideError",
@@ -77,6 +84,7 @@ __all__ = [
     "main",
     "probe_authorization",
     "probe_browser_rules",
+    "run_checks",
     "run_in_pyodide",
     "run_transport_checks",
     "transport_checks",
@@ -466,6 +474,8 @@ def _host_name() -> str:
 async def transport_checks(url: str) -> list[dict[str, str]]:
     """Run FetchTransport against ``url`` in this runtime and describe what it saw (JSON-able dicts)."""
     from . import connect
+    from .client import Client
+    from .fetch import FetchTransport
 
     out: list[Check] = []
     try:
@@ -483,12 +493,18 @@ async def transport_checks(url: str) -> list[dict[str, str]]:
         out.append(Check("tools listed", "fail", f"{type(exc).__name__}: {exc}"))
     finally:
         await client.close()
+    client = Client(
+        FetchTransport(url, **_host_options()), protocol_version=LATEST_HANDSHAKE_VERSION, request_timeout=_TIMEOUT
+    )
     try:
-        client = await connect(
-            url, protocol_version=LATEST_HANDSHAKE_VERSION, request_timeout=_TIMEOUT, **_host_options()
-        )
+        await client.connect()
     except TransportError as exc:
-        out.append(Check("handshake-era session", "info", f"not available: {type(exc).__name__}: {exc}"))
+        if client.server_info is None:  # no handshake era here: allowed
+            out.append(Check("handshake-era session", "info", f"not available: {type(exc).__name__}: {exc}"))
+        else:  # initialize was answered, the session's next request was not
+            hint = " (in a browser: the page could not read Mcp-Session-Id)" if sys.platform == "emscripten" else ""
+            detail = f"initialize was answered, then the session was refused{hint}: {type(exc).__name__}: {exc}"
+            out.append(Check("handshake-era session", "fail", detail))
         return [asdict(c) for c in out]
     transport: Any = client.transport
     try:
@@ -825,23 +841,61 @@ def run_in_pyodide(code: str, pyodide: Path, timeout: float = 60.0) -> str | Non
 # --- the command ----------------------------------------------------------------------------------
 
 
-def run_transport_checks(url: str, pyodide: Path | None = None) -> list[Check]:
-    """The end-to-end half of the report: :func:`transport_checks` here in CPython, or inside Pyodide."""
-    if pyodide is None:
+Runtime = Literal["cpython", "node", "chromium"]
+RUNTIME_CHOICES: tuple[Runtime, ...] = ("cpython", "node", "chromium")
+
+
+def run_transport_checks(url: str, pyodide: Path | None = None, runtime: Runtime | None = None) -> list[Check]:
+    """The end-to-end half of the report: :func:`transport_checks` in CPython, Node-Pyodide or a Chromium page.
+
+    ``runtime`` defaults to ``node`` when a ``pyodide`` folder is given, else ``cpython``. The
+    browser runtimes boot from ``pyodide`` or, without one, from the cached offline runtime
+    (:func:`pyodide_transport.browser_testing.runtime.ensure_runtime`).
+
+    Raises:
+        RuntimeSetupError: The runtime could not be fetched, or no browser was found.
+    """
+    runtime = runtime or ("node" if pyodide is not None else "cpython")
+    if runtime == "cpython":
         if importlib.util.find_spec("httpx") is None:
             from .cpython import INSTALL_HINT
 
             return [Check("FetchTransport end to end", "skip", f"running it in CPython needs httpx: {INSTALL_HINT}")]
         return [Check(**c) for c in asyncio.run(transport_checks(url))]
-    code = (
-        "import json\nfrom pyodide_transport.check import transport_checks\n"
-        f"json.dumps(await transport_checks({url!r}))"
-    )
+    from .browser_testing.session import start_runtime
+
     try:
-        result = run_in_pyodide(code, pyodide, timeout=120.0)
+        booted = start_runtime(runtime, pyodide)
     except PyodideError as exc:
-        return [Check("FetchTransport in Pyodide", "fail", str(exc)[:500])]
-    return [Check(**c) for c in json.loads(result or "[]")]
+        return [Check(f"FetchTransport in Pyodide ({runtime})", "fail", str(exc)[:500])]
+    try:
+        info = booted.info
+        where = f"Chromium {info['browser']}, page {info['origin']}" if runtime == "chromium" else "Node"
+        found = [Check("runtime", "info", f"{where}, Pyodide with Python {info.get('python')}")]
+        found += [Check(**c) for c in booted.request({"op": "checks", "url": url}, 120.0).result(130.0)]
+        return found
+    except PyodideError as exc:
+        return [Check(f"FetchTransport in Pyodide ({runtime})", "fail", str(exc)[:500])]
+    finally:
+        booted.close()
+
+
+def run_checks(
+    url: str, *, origin: str | None = None, runtime: Runtime | None = None, pyodide: Path | None = None
+) -> list[Check]:
+    """The whole report: browser rules and authorization over ``urllib``, then the transport half in ``runtime``.
+
+    Raises:
+        RuntimeSetupError: The browser runtime could not be fetched or started.
+    """
+    origin = origin or default_origin(url)
+    checks, facts = probe_browser_rules(url, origin)
+    checks += probe_authorization(url, origin, facts)
+    if facts.get("refused"):
+        checks.append(Check("FetchTransport end to end", "skip", "needs a sign-in (not attempted by this check)"))
+    else:
+        checks += run_transport_checks(url, pyodide, runtime)
+    return checks
 
 
 def _conformance(url: str, scenario: str, pyodide: Path | None) -> int:
@@ -865,8 +919,8 @@ def _conformance(url: str, scenario: str, pyodide: Path | None) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pyodide_transport.check", description=__doc__.split("\n\n")[0])
+def _parser(prog: str, default_runtime: Runtime | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("url", help="the MCP endpoint, e.g. http://127.0.0.1:8000/mcp")
     parser.add_argument("--origin", help="the page origin to probe CORS with (default: same host, another port)")
     parser.add_argument("--json", action="store_true", help="print the checks as JSON (the same as --format json)")
@@ -878,13 +932,31 @@ def _parser() -> argparse.ArgumentParser:
         "--pyodide",
         type=Path,
         metavar="DIR",
-        help="run the transport half inside Pyodide (Node) from this folder, e.g. site/dist/pyodide",
+        help="boot Pyodide from this folder (e.g. site/dist/pyodide) instead of the cached runtime; "
+        "alone, it runs the transport half in Node",
+    )
+    default = default_runtime or "cpython, or node with --pyodide"
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIME_CHOICES,
+        default=default_runtime,
+        help=f"where the transport half runs: a Chromium page, Node-Pyodide or CPython (default: {default})",
     )
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the checks (or a conformance scenario) and return the exit status."""
+def main(
+    argv: list[str] | None = None,
+    *,
+    prog: str = "python -m pyodide_transport.check",
+    default_runtime: Runtime | None = None,
+) -> int:
+    """Run the checks (or a conformance scenario) and return the exit status.
+
+    ``default_runtime`` is where the transport half runs without ``--runtime``: ``None`` (this
+    module's command) keeps CPython, or Node with ``--pyodide``; ``pyodide-transport check`` passes
+    ``"chromium"``.
+    """
     args_list = sys.argv[1:] if argv is None else argv
     scenario = os.environ.get("MCP_CONFORMANCE_SCENARIO")
     if scenario and not args_list:
@@ -893,7 +965,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    args = _parser().parse_args(args_list)
+    args = _parser(prog, default_runtime).parse_args(args_list)
     fmt: ReportFormat = args.format or ("json" if args.json else "text")
     if args.pyodide is not None:
         try:
@@ -903,13 +975,13 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USAGE
     if scenario:
         return _conformance(args.url, scenario, args.pyodide)
-    origin = args.origin or default_origin(args.url)
-    checks, facts = probe_browser_rules(args.url, origin)
-    checks += probe_authorization(args.url, origin, facts)
-    if facts.get("refused"):
-        checks.append(Check("FetchTransport end to end", "skip", "needs a sign-in (not attempted by this check)"))
-    else:
-        checks += run_transport_checks(args.url, args.pyodide)
+    from .browser_testing.runtime import RuntimeSetupError
+
+    try:
+        checks = run_checks(args.url, origin=args.origin, runtime=args.runtime, pyodide=args.pyodide)
+    except RuntimeSetupError as exc:
+        print(f"cannot run the check in {args.runtime}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     report = render(args.url, checks, fmt)
     if args.output is not None:
         try:

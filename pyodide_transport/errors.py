@@ -37,7 +37,10 @@ translated once, at the adapter boundary, and never escape raw.
     │   ├── TokenError             the token endpoint refused; carries ``error`` and ``description``
     │   └── InsufficientScopeError the server still refuses after the step-up limit
     ├── PolicyError                a PolicyTransport rule refused a message (method, size, rate, inspection)
-    └── CircuitOpenError           a CircuitBreakerTransport fails fast while its circuit is open
+    ├── CircuitOpenError           a CircuitBreakerTransport fails fast while its circuit is open
+    ├── PyodideError (check)       Pyodide did not boot or answer in Node or a page, or code raised there
+    │   └── BrowserCodeError (browser_testing.session)  a test's code raised in the page; ``type_name``, ``code``
+    └── RuntimeSetupError (browser_testing.runtime)    the offline Pyodide runtime or a browser could not be had
 
 Errors say whose fault they are (the h11 convention): a ``LocalProtocolError``
 means fix the calling code, a ``RemoteProtocolError`` means the server is wrong.

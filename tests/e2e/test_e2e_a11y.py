@@ -271,6 +271,7 @@ PAGES: dict[str, Callable[[Page, DemoServer, Audit], None]] = {
     "getting-started": docs_page("getting-started.html"),
     "transports": docs_page("transports.html"),
     "custom-transports": docs_page("custom-transports.html"),
+    "testing-in-ci": docs_page("testing-in-ci.html"),
     "oauth-callback": oauth_callback,
 }
 """Each page users visit (the explorer in several sessions), by the name of its summary file."""
