@@ -27,7 +27,28 @@ if TYPE_CHECKING:
     import uvicorn
     from starlette.types import ASGIApp
 
-__all__ = ["DemoServer", "FakeClock", "LiveServer", "ServerProcess", "free_port"]
+__all__ = ["HIDDEN_SESSION_COMMAND", "DemoServer", "FakeClock", "LiveServer", "ServerProcess", "free_port"]
+
+_HIDDEN_SESSION_APP = """
+import sys, uvicorn
+from server_demo.app import create_app
+
+inner = create_app()
+
+async def app(scope, receive, send):
+    async def strip(message):
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [
+                (k, v) for k, v in message["headers"] if k.lower() != b"access-control-expose-headers"
+            ]}
+        await send(message)
+    await inner(scope, receive, strip if scope["type"] == "http" else send)
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+"""
+
+HIDDEN_SESSION_COMMAND = [sys.executable, "-c", _HIDDEN_SESSION_APP, "{port}"]
+"""A :class:`ServerProcess` command: the demo app with one CORS bug, ``Mcp-Session-Id`` sent but not exposed."""
 
 
 class ServerProcess:

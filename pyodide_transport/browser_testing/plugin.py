@@ -129,9 +129,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     names = list(marker.args) if marker is not None and marker.args else [_default_runtime(metafunc.config)]
     unknown = [n for n in names if n not in RUNTIMES]
     if unknown:
-        raise pytest.UsageError(
-            f"{metafunc.definition.nodeid}: unknown mcp_runtime {unknown}: use {', '.join(RUNTIMES)}"
-        )
+        pytest.fail(f"{metafunc.definition.nodeid}: unknown mcp_runtime {unknown}: use {', '.join(RUNTIMES)}", False)
     metafunc.parametrize("mcp_runtime", names, indirect=True, ids=names)
 
 

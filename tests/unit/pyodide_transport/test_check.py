@@ -17,32 +17,13 @@ import pytest
 
 from devtools import DIST, ROOT
 from devtools.oauth_servers import misconfigured_oauth_server
-from devtools.servers import ServerProcess
+from devtools.servers import HIDDEN_SESSION_COMMAND, ServerProcess
 from pyodide_transport import check
-
-# The demo app with one CORS bug: Mcp-Session-Id is sent but not exposed to scripts.
-HIDDEN_SESSION_APP = """
-import sys, uvicorn
-from server_demo.app import create_app
-
-inner = create_app()
-
-async def app(scope, receive, send):
-    async def strip(message):
-        if message["type"] == "http.response.start":
-            message = {**message, "headers": [
-                (k, v) for k, v in message["headers"] if k.lower() != b"access-control-expose-headers"
-            ]}
-        await send(message)
-    await inner(scope, receive, strip if scope["type"] == "http" else send)
-
-uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
-"""
 
 
 @pytest.fixture
 def broken_server() -> Iterator[str]:
-    with ServerProcess([sys.executable, "-c", HIDDEN_SESSION_APP, "{port}"]) as server:
+    with ServerProcess(HIDDEN_SESSION_COMMAND) as server:
         yield server.url + "/mcp"
 
 
