@@ -801,6 +801,11 @@ class NodePyodide:
         result: str | None = reply.get("result")
         return result
 
+    @property
+    def running(self) -> bool:
+        """Whether the Node process is still there (a timed-out run stops it)."""
+        return self._proc.poll() is None
+
     def run_json(self, code: str, timeout: float = 120.0) -> Any:
         """Run ``code`` whose last expression is a JSON string, and decode it."""
         text = self.run(code, timeout)

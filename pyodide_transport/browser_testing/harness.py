@@ -4,23 +4,30 @@ This module runs where the client runs (a Chromium page's Pyodide, Node-Pyodide,
 host (:mod:`pyodide_transport.browser_testing.session`) sends it one JSON request at a time through
 :func:`dispatch` and gets one JSON answer back:
 
-* ``{"op": "open", "session": id, "url": ..., "options": {...}}`` connects a
-  :class:`~pyodide_transport.client.Client` (``pyodide_transport.connect`` with those options);
+* ``{"op": "open", "session": id, "url": ..., "options": {...}, "setup": code}`` connects a
+  :class:`~pyodide_transport.client.Client` (``pyodide_transport.connect`` with those options).
+  ``setup``, if any, runs first in the session's namespace; each of :data:`CLIENT_HOOKS` it defines
+  (``sampling_handler``, ``elicitation_handler``, ``wrap``, ...) is passed to ``connect`` too, so a
+  test answers the server's requests, or adds middleware, with Python that runs in the page;
 * ``{"op": "run", "session": id, "code": ...}`` runs Python source in that session's namespace, where
   ``client`` and ``url`` are bound; top-level ``await`` is allowed and the value of a final expression
   is the answer (pydantic models as their JSON form, by alias);
 * ``{"op": "close", "session": id}`` closes the client;
 * ``{"op": "checks", "url": ...}`` runs the transport half of ``pyodide-transport check`` here.
 
-The answer is ``{"ok": true, "value": ...}`` or ``{"ok": false, "error": {"type", "message",
-"traceback", "code"}}``: what a snippet raises travels back typed by name, never as a value.
+The answer is ``{"ok": true, "value": ..., "output": ...}`` or ``{"ok": false, "error": {"type",
+"message", "traceback", "code"}, "output": ...}``: what a snippet raises travels back typed by
+name, never as a value; ``output`` is what it printed (the host prints it again, so pytest
+shows it with a failing test).
 """
 
 from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import dataclasses
+import io
 import json
 import sys
 import traceback
@@ -32,7 +39,24 @@ from ..check import _host_options, transport_checks
 from ..client import Client
 from ..errors import MCPError
 
-__all__ = ["SESSIONS", "dispatch", "evaluate", "jsonable"]
+__all__ = ["CLIENT_HOOKS", "SESSIONS", "dispatch", "evaluate", "jsonable"]
+
+CLIENT_HOOKS = (
+    "sampling_handler",
+    "elicitation_handler",
+    "roots_handler",
+    "on_log",
+    "on_tools_list_changed",
+    "on_resources_list_changed",
+    "on_prompts_list_changed",
+    "on_resource_updated",
+    "on_error",
+    "capabilities",
+    "client_info",
+    "wrap",
+    "auth",
+)
+"""Names a session's ``setup`` code may define to have them passed to ``pyodide_transport.connect``."""
 
 SESSIONS: dict[str, dict[str, Any]] = {}
 """Open sessions by id: each is the namespace its snippets run in (``client`` and ``url`` bound)."""
@@ -80,11 +104,16 @@ def _error(exc: BaseException) -> dict[str, Any]:
     return {"type": type(exc).__name__, "message": message, "traceback": text[-6000:], "code": code}
 
 
-async def _open(session: str, url: str, options: dict[str, Any]) -> dict[str, Any]:
+async def _open(session: str, url: str, options: dict[str, Any], setup: str) -> dict[str, Any]:
     if session in SESSIONS:
         raise ValueError(f"session {session!r} is already open")
-    client: Client = await pyodide_transport.connect(url, **{**_host_options(), **options})
-    SESSIONS[session] = {"client": client, "url": url, "asyncio": asyncio, "json": json, "__name__": "__browser_mcp__"}
+    namespace: dict[str, Any] = {"url": url, "asyncio": asyncio, "json": json, "__name__": "__browser_mcp__"}
+    if setup:
+        await evaluate(setup, namespace)
+    hooks = {name: namespace[name] for name in CLIENT_HOOKS if name in namespace}
+    client: Client = await pyodide_transport.connect(url, **{**_host_options(), **options, **hooks})
+    namespace["client"] = client
+    SESSIONS[session] = namespace
     info = client.server_info
     return {
         "protocol_version": client.protocol_version,
@@ -103,16 +132,18 @@ async def _close(session: str) -> None:
 
 async def dispatch(request: str) -> str:
     """Carry out one JSON request (see the module docstring) and return the JSON answer."""
+    printed = io.StringIO()
     try:
         req = json.loads(request)
         op = req["op"]
         if op == "open":
-            value: Any = await _open(req["session"], req["url"], req.get("options") or {})
+            value: Any = await _open(req["session"], req["url"], req.get("options") or {}, req.get("setup") or "")
         elif op == "run":
             namespace = SESSIONS.get(req["session"])
             if namespace is None:
                 raise LookupError(f"no open session {req['session']!r}")
-            value = jsonable(await evaluate(req["code"], namespace))
+            with contextlib.redirect_stdout(printed):
+                value = jsonable(await evaluate(req["code"], namespace))
         elif op == "close":
             await _close(req["session"])
             value = None
@@ -120,6 +151,6 @@ async def dispatch(request: str) -> str:
             value = await transport_checks(req["url"])
         else:
             raise ValueError(f"unknown request {op!r}")
-        return json.dumps({"ok": True, "value": value})
+        return json.dumps({"ok": True, "value": value, "output": printed.getvalue()})
     except Exception as exc:  # the host raises it again, typed by name, with this traceback
-        return json.dumps({"ok": False, "error": _error(exc)})
+        return json.dumps({"ok": False, "error": _error(exc), "output": printed.getvalue()})

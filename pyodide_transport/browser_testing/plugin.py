@@ -15,7 +15,9 @@ a client connected to the server inside Pyodide, in headless Chromium (default) 
 Options: ``--mcp-url URL`` (or the ``mcp_url`` ini value; or override the ``mcp_url`` fixture to
 start a server), ``--mcp-runtime chromium|node``, and ``--mcp-browser-check URL``, which adds one
 ready-made test running ``pyodide-transport check`` that fails with the report's blocking findings.
-``mcp_client_options`` (a fixture returning a dict of JSON data) goes to ``pyodide_transport.connect``.
+``mcp_client_options`` (a fixture returning a dict of JSON data) goes to ``pyodide_transport.connect``;
+``mcp_client_setup`` (Python source) runs in the page first and may define the client's handlers
+(``sampling_handler``, ``elicitation_handler``, ``roots_handler``, ``wrap``, ...).
 Each runtime boots once per test session. ``async def`` tests that use ``browser_mcp`` run without
 an async plugin; with pytest-asyncio or anyio they run in theirs.
 """
@@ -26,11 +28,14 @@ import asyncio
 import inspect
 import os
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from .session import RUNTIMES, BrowserMCP, Runtime, RuntimeName
+from .runtime import RUNTIMES, RuntimeName
+
+if TYPE_CHECKING:
+    from .session import BrowserMCP, Runtime
 
 __all__ = [
     "BrowserCheckError",
@@ -38,6 +43,7 @@ __all__ = [
     "RuntimePool",
     "browser_mcp",
     "mcp_client_options",
+    "mcp_client_setup",
     "mcp_runtime",
     "mcp_url",
 ]
@@ -50,7 +56,7 @@ class RuntimePool:
     """The runtimes of one test session: each booted on first use, kept, and stopped at the end.
 
     A runtime that failed to boot fails every later test that wants it with the same message,
-    without trying again.
+    without trying again; one that died (a snippet's timeout stops Node) is booted again.
     """
 
     def __init__(self) -> None:
@@ -64,6 +70,8 @@ class RuntimePool:
 
         if name in self._failed:
             pytest.fail(self._failed[name], pytrace=False)
+        if name in self._booted and not self._booted[name].alive:  # e.g. stopped by a timeout: boot anew
+            self._booted.pop(name).close()
         if name not in self._booted:
             try:
                 self._booted[name] = start_runtime(name)
@@ -168,15 +176,30 @@ def mcp_client_options() -> dict[str, Any]:
 
 
 @pytest.fixture
+def mcp_client_setup() -> str:
+    """Python run in the page before the client connects; the handlers it defines are the client's.
+
+    For example ``async def sampling_handler(params): return CreateMessageResult(...)``, or
+    ``elicitation_handler``, ``roots_handler``, ``wrap`` (middleware), ``on_log``: see
+    :data:`pyodide_transport.browser_testing.harness.CLIENT_HOOKS`.
+    """
+    return ""
+
+
+@pytest.fixture
 def browser_mcp(
-    request: pytest.FixtureRequest, mcp_runtime: RuntimeName, mcp_url: str, mcp_client_options: dict[str, Any]
+    request: pytest.FixtureRequest,
+    mcp_runtime: RuntimeName,
+    mcp_url: str,
+    mcp_client_options: dict[str, Any],
+    mcp_client_setup: str,
 ) -> Iterator[BrowserMCP]:
     """A client connected to ``mcp_url`` inside Pyodide in ``mcp_runtime``, closed after the test."""
-    from .session import BrowserCodeError
+    from .session import BrowserCodeError, BrowserMCP
 
     runtime = request.config.stash[_POOL].get(mcp_runtime)
     try:
-        session = BrowserMCP.open(runtime, mcp_url, mcp_client_options)
+        session = BrowserMCP.open(runtime, mcp_url, mcp_client_options, setup=mcp_client_setup)
     except BrowserCodeError as exc:
         pytest.fail(f"could not connect to {mcp_url} in {mcp_runtime}: {exc.type_name}: {exc.error_message}")
     yield session

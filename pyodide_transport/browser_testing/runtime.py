@@ -34,11 +34,13 @@ import tomllib
 import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
     "PINS_FILE",
+    "RUNTIMES",
     "RUNTIME_FILES",
+    "RuntimeName",
     "RuntimeSetupError",
     "browser_wheels",
     "cache_root",
@@ -61,6 +63,10 @@ except ImportError:
 class RuntimeSetupError(_Root):
     """The runtime could not be fetched or assembled: a download failed, an integrity check, a missing tool."""
 
+
+RuntimeName = Literal["chromium", "node"]
+RUNTIMES: tuple[RuntimeName, ...] = ("chromium", "node")
+"""Where browser tests run: a headless Chromium page, or Pyodide in Node."""
 
 PINS_FILE = Path(__file__).with_name("pins.toml")
 """The browser-side pins (Pyodide, PyScript, the wheels): the one place they live."""

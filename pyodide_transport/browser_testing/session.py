@@ -24,11 +24,12 @@ import itertools
 import json
 import os
 import shutil
+import sys
 import threading
 from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from mcp_types import (
     CallToolResult,
@@ -40,7 +41,7 @@ from mcp_types import (
 )
 
 from ..check import NodePyodide, PyodideError
-from .runtime import RuntimeSetupError, ensure_runtime
+from .runtime import RUNTIMES, RuntimeName, RuntimeSetupError, ensure_runtime
 
 __all__ = [
     "CHROMIUM_ARGS",
@@ -54,9 +55,6 @@ __all__ = [
     "find_chromium",
     "start_runtime",
 ]
-
-RuntimeName = Literal["chromium", "node"]
-RUNTIMES: tuple[RuntimeName, ...] = ("chromium", "node")
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -132,6 +130,10 @@ class Runtime(Protocol):
     name: RuntimeName
     info: dict[str, Any]
 
+    @property
+    def alive(self) -> bool:
+        """Whether it can still take requests (a timed-out Node run, a crashed page: no)."""
+
     def request(self, request: Mapping[str, Any], timeout: float) -> concurrent.futures.Future[Any]:
         """Send one request; the future holds its value or raises what the harness reported."""
 
@@ -143,6 +145,9 @@ def _answer(runtime: str, text: str | None) -> Any:
     reply = json.loads(text or "null")
     if not isinstance(reply, dict):
         raise PyodideError(f"the {runtime} harness gave no answer: {text!r}")
+    if reply.get("output"):
+        sys.stdout.write(reply["output"])
+        sys.stdout.flush()
     if not reply.get("ok"):
         raise BrowserCodeError(runtime, reply.get("error") or {})
     return reply.get("value")
@@ -169,6 +174,11 @@ class NodeRuntime:
         self._pyodide = NodePyodide(folder or ensure_runtime(), boot_timeout=boot_timeout)
         self.info = dict(self._pyodide.info)
         self._worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="node-pyodide")
+
+    @property
+    def alive(self) -> bool:
+        """See :class:`Runtime`."""
+        return self._pyodide.running
 
     def request(self, request: Mapping[str, Any], timeout: float) -> concurrent.futures.Future[Any]:
         """See :class:`Runtime`."""
@@ -248,6 +258,11 @@ class ChromiumRuntime:
         except BaseException:
             self.close()
             raise
+
+    @property
+    def alive(self) -> bool:
+        """See :class:`Runtime`."""
+        return self._loop.is_running() and self._page is not None and not self._page.is_closed()
 
     def _submit(self, coro: Coroutine[Any, Any, _T]) -> concurrent.futures.Future[_T]:
         return asyncio.run_coroutine_threadsafe(coro, self._loop)
@@ -342,17 +357,26 @@ class BrowserMCP:
 
     @classmethod
     def open(
-        cls, runtime: Runtime, url: str, options: Mapping[str, Any] | None = None, *, timeout: float = 60.0
+        cls,
+        runtime: Runtime,
+        url: str,
+        options: Mapping[str, Any] | None = None,
+        *,
+        setup: str = "",
+        timeout: float = 60.0,
     ) -> BrowserMCP:
         """Connect a client to ``url`` inside ``runtime`` (blocking); ``options`` go to ``pyodide_transport.connect``.
 
         Options must be JSON data (``headers``, ``protocol_version``, ``request_timeout``, ...).
+        ``setup`` is Python run in the page first: the handlers it defines (``sampling_handler``,
+        ``elicitation_handler``, ``roots_handler``, ``wrap``, ... see
+        :data:`~pyodide_transport.browser_testing.harness.CLIENT_HOOKS`) are passed to ``connect``.
 
         Raises:
-            BrowserCodeError: The connection failed in the page (e.g. ``CORSError``).
+            BrowserCodeError: The setup code or the connection failed in the page (e.g. ``CORSError``).
         """
         session = f"s{next(_ids)}"
-        request = {"op": "open", "session": session, "url": url, "options": dict(options or {})}
+        request = {"op": "open", "session": session, "url": url, "options": dict(options or {}), "setup": setup}
         info = runtime.request(request, timeout).result(timeout + 5)
         return cls(runtime, url, session, info, timeout)
 

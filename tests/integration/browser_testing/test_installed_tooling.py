@@ -61,6 +61,22 @@ async def test_server_errors_come_back_typed(browser_mcp):
 
 def test_a_plain_test_still_runs():
     assert True
+
+
+@pytest.fixture
+def mcp_client_setup():  # runs in the page; the handlers it defines answer the server's requests
+    return '''
+from mcp_types import CreateMessageResult, TextContent
+
+async def sampling_handler(params):
+    print("sampling asked:", params.messages[0].content.text)
+    return CreateMessageResult(role="assistant", content=TextContent(type="text", text="four"), model="page")
+'''
+
+
+async def test_the_page_answers_sampling(browser_mcp):
+    result = await browser_mcp.call_tool("test_sampling", {"prompt": "2+2?"})
+    assert result.content[0].text == "LLM response: four"
 """
 
 # Runs under `unshare -n` with the repository's interpreter: brings up the namespace's loopback,
@@ -245,7 +261,9 @@ def test_a_server_authors_pytest_file_passes_in_chromium_and_node(installed: dic
         "test_snippets_run_in_pyodide[node]",
         "test_server_errors_come_back_typed[node]",
         "test_a_plain_test_still_runs",
+        "test_the_page_answers_sampling[chromium]",
     }
+    assert "sampling asked: 2+2?" in result["out"]  # printed in the page, shown by pytest (-rA)
 
 
 def test_the_ready_made_check_test_fails_with_the_findings(installed: dict[str, Any]) -> None:

@@ -75,3 +75,58 @@ async def test_a_session_against_the_demo_server(demo_server: Any) -> None:
 async def test_the_check_op_runs_the_transport_half(demo_server: Any) -> None:
     reply = await ask(op="checks", url=demo_server.url + "/mcp")
     assert {c["name"]: c["status"] for c in reply["value"]}["connect with FetchTransport"] == "pass"
+
+
+async def test_what_a_snippet_prints_comes_back_and_is_printed_on_the_host(
+    demo_server: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await ask(op="open", session="p1", url=demo_server.url + "/mcp")
+    try:
+        reply = await ask(op="run", session="p1", code="print('seen in the page')\n7")
+        assert (reply["value"], reply["output"]) == (7, "seen in the page\n")
+        failed = await ask(op="run", session="p1", code="print('before')\n1 / 0")
+        assert failed["output"] == "before\n" and failed["error"]["type"] == "ZeroDivisionError"
+        assert _answer("chromium", json.dumps(reply)) == 7
+        assert capsys.readouterr().out == "seen in the page\n"
+    finally:
+        await ask(op="close", session="p1")
+
+
+SETUP = """
+from mcp_types import CreateMessageResult, ElicitResult, TextContent
+
+async def sampling_handler(params):
+    return CreateMessageResult(role="assistant", content=TextContent(type="text", text="four"), model="page")
+
+async def elicitation_handler(params):
+    return ElicitResult(action="accept", content={"username": "ada", "email": "ada@example.org"})
+
+asked = []
+
+def wrap(transport):
+    asked.append(transport.transport_type)
+    return transport
+"""
+
+
+@pytest.mark.parametrize("version", ["2025-11-25", "2026-07-28"])
+async def test_setup_code_gives_the_client_its_handlers(demo_server: Any, version: str) -> None:
+    opened = await ask(
+        op="open", session="h1", url=demo_server.url + "/mcp", options={"protocol_version": version}, setup=SETUP
+    )
+    assert opened["ok"], opened
+    try:
+        sampled = await ask(op="run", session="h1", code="await client.call_tool('test_sampling', {'prompt': '2+2'})")
+        assert sampled["value"]["content"][0]["text"] == "LLM response: four"
+        elicited = await ask(
+            op="run", session="h1", code="await client.call_tool('test_elicitation', {'message': 'who'})"
+        )
+        assert "ada@example.org" in elicited["value"]["content"][0]["text"]
+        assert (await ask(op="run", session="h1", code="asked"))["value"] == ["streamable-http"]
+    finally:
+        await ask(op="close", session="h1")
+
+
+async def test_setup_code_that_raises_opens_nothing(demo_server: Any) -> None:
+    reply = await ask(op="open", session="h2", url=demo_server.url + "/mcp", setup="raise RuntimeError('no')")
+    assert reply["error"]["type"] == "RuntimeError" and "h2" not in harness.SESSIONS

@@ -82,3 +82,26 @@ def test_the_check_option_adds_one_test(pytester: pytest.Pytester, monkeypatch: 
     result = pytester.runpytest("-p", "no:asyncio", "--mcp-browser-check", "http://127.0.0.1:9/mcp", "-rf")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*mcp-browser-check?http://127.0.0.1:9/mcp?*"])
+
+
+def test_a_runtime_that_died_is_booted_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyodide_transport.browser_testing import plugin, session
+
+    class Fake:
+        def __init__(self) -> None:
+            self.alive = True
+            self.closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    booted: list[Fake] = []
+    monkeypatch.setattr(session, "start_runtime", lambda name: booted.append(Fake()) or booted[-1])
+    pool = plugin.RuntimePool()
+    first = pool.get("node")
+    assert pool.get("node") is first and len(booted) == 1
+    booted[0].alive = False
+    second = pool.get("node")
+    assert second is not first and booted[0].closed and len(booted) == 2
+    pool.close()
+    assert booted[1].closed
