@@ -27,7 +27,16 @@ if TYPE_CHECKING:
     import uvicorn
     from starlette.types import ASGIApp
 
-__all__ = ["HIDDEN_SESSION_COMMAND", "DemoServer", "FakeClock", "LiveServer", "ServerProcess", "free_port"]
+__all__ = [
+    "BEARER_COMMAND",
+    "BEARER_TOKEN",
+    "HIDDEN_SESSION_COMMAND",
+    "DemoServer",
+    "FakeClock",
+    "LiveServer",
+    "ServerProcess",
+    "free_port",
+]
 
 _HIDDEN_SESSION_APP = """
 import sys, uvicorn
@@ -49,6 +58,30 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
 
 HIDDEN_SESSION_COMMAND = [sys.executable, "-c", _HIDDEN_SESSION_APP, "{port}"]
 """A :class:`ServerProcess` command: the demo app with one CORS bug, ``Mcp-Session-Id`` sent but not exposed."""
+
+BEARER_TOKEN = "test-token"
+
+_BEARER_APP = """
+import sys, uvicorn
+from server_demo.app import create_app
+
+inner = create_app()
+CORS = [(b"access-control-allow-origin", b"*"), (b"access-control-expose-headers", b"WWW-Authenticate")]
+
+async def app(scope, receive, send):
+    if scope["type"] == "http" and scope["method"] != "OPTIONS" and scope["path"].startswith("/mcp"):
+        if dict(scope["headers"]).get(b"authorization") != b"Bearer " + sys.argv[2].encode():
+            await send({"type": "http.response.start", "status": 401, "headers": [
+                (b"www-authenticate", b'Bearer error="invalid_token"'), (b"content-length", b"0"), *CORS]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+    await inner(scope, receive, send)
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+"""
+
+BEARER_COMMAND = [sys.executable, "-c", _BEARER_APP, "{port}", BEARER_TOKEN]
+"""A :class:`ServerProcess` command: the demo app that answers 401 to any MCP request without ``BEARER_TOKEN``."""
 
 
 class ServerProcess:

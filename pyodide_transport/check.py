@@ -146,15 +146,22 @@ def default_origin(url: str) -> str:
     return f"{parts.scheme}://{host}:{1 if port != 1 else 2}"
 
 
-def probe_browser_rules(url: str, origin: str) -> tuple[list[Check], dict[str, Any]]:
+def probe_browser_rules(
+    url: str, origin: str, extra_headers: Mapping[str, str] | None = None
+) -> tuple[list[Check], dict[str, Any]]:
     """Probe CORS and header exposure as a page on ``origin`` would meet them.
+
+    ``extra_headers`` (e.g. ``Authorization``) go on every request a client would send them on,
+    and the preflight must allow them too.
 
     Returns:
         The checks, and facts learned (``session``, ``handshake_version``, ``modern_versions``).
     """
     checks: list[Check] = []
     facts: dict[str, Any] = {}
-    wanted = ", ".join(REQUIRED_HEADERS)
+    extra = dict(extra_headers or {})
+    required_headers = [*REQUIRED_HEADERS, *(h.lower() for h in extra if h.lower() not in REQUIRED_HEADERS)]
+    wanted = ", ".join(required_headers)
     for method, required in (("POST", True), ("GET", False), ("DELETE", False)):
         try:
             status, headers, _ = _request(
@@ -166,7 +173,7 @@ def probe_browser_rules(url: str, origin: str) -> tuple[list[Check], dict[str, A
             checks.append(Check(f"CORS preflight for {method}", "fail", f"no answer: {exc}"))
             continue
         allowed_headers = _listed(headers.get("access-control-allow-headers"))
-        missing = [h for h in REQUIRED_HEADERS if h not in allowed_headers and "*" not in allowed_headers]
+        missing = [h for h in required_headers if h not in allowed_headers and "*" not in allowed_headers]
         methods = _listed(headers.get("access-control-allow-methods"))
         problems = []
         if not 200 <= status < 300:
@@ -198,7 +205,7 @@ def probe_browser_rules(url: str, origin: str) -> tuple[list[Check], dict[str, A
         status, headers, body = _request(
             "POST",
             url,
-            {"Origin": origin, "Content-Type": "application/json", "Accept": accept},
+            {**extra, "Origin": origin, "Content-Type": "application/json", "Accept": accept},
             json.dumps(init).encode(),
         )
     except OSError as exc:
@@ -242,7 +249,7 @@ def probe_browser_rules(url: str, origin: str) -> tuple[list[Check], dict[str, A
                 )
             )
         if session is not None:
-            headers_del = {"Origin": origin, "Mcp-Session-Id": session, "MCP-Protocol-Version": str(version)}
+            headers_del = {**extra, "Origin": origin, "Mcp-Session-Id": session, "MCP-Protocol-Version": str(version)}
             with contextlib.suppress(OSError):
                 _request("DELETE", url, headers_del)
 
@@ -259,6 +266,7 @@ def probe_browser_rules(url: str, origin: str) -> tuple[list[Check], dict[str, A
         },
     }
     modern_headers = {
+        **extra,
         "Origin": origin,
         "Content-Type": "application/json",
         "Accept": accept,
@@ -471,15 +479,19 @@ def _host_name() -> str:
     return f"{platform.python_implementation()} {platform.python_version()}, httpx"
 
 
-async def transport_checks(url: str) -> list[dict[str, str]]:
-    """Run FetchTransport against ``url`` in this runtime and describe what it saw (JSON-able dicts)."""
+async def transport_checks(url: str, headers: Mapping[str, str] | None = None) -> list[dict[str, str]]:
+    """Run FetchTransport against ``url`` in this runtime and describe what it saw (JSON-able dicts).
+
+    ``headers`` go on every request (e.g. ``Authorization`` for a server that wants a token).
+    """
+    extra = dict(headers or {})
     from . import connect
     from .client import Client
     from .fetch import FetchTransport
 
     out: list[Check] = []
     try:
-        client = await connect(url, request_timeout=_TIMEOUT, **_host_options())
+        client = await connect(url, headers=extra, request_timeout=_TIMEOUT, **_host_options())
     except (TransportError, OSError) as exc:
         out.append(Check("connect with FetchTransport", "fail", f"{type(exc).__name__}: {exc}"))
         return [asdict(c) for c in out]
@@ -494,7 +506,9 @@ async def transport_checks(url: str) -> list[dict[str, str]]:
     finally:
         await client.close()
     client = Client(
-        FetchTransport(url, **_host_options()), protocol_version=LATEST_HANDSHAKE_VERSION, request_timeout=_TIMEOUT
+        FetchTransport(url, headers=extra, **_host_options()),
+        protocol_version=LATEST_HANDSHAKE_VERSION,
+        request_timeout=_TIMEOUT,
     )
     try:
         await client.connect()
@@ -850,7 +864,12 @@ Runtime = Literal["cpython", "node", "chromium"]
 RUNTIME_CHOICES: tuple[Runtime, ...] = ("cpython", "node", "chromium")
 
 
-def run_transport_checks(url: str, pyodide: Path | None = None, runtime: Runtime | None = None) -> list[Check]:
+def run_transport_checks(
+    url: str,
+    pyodide: Path | None = None,
+    runtime: Runtime | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> list[Check]:
     """The end-to-end half of the report: :func:`transport_checks` in CPython, Node-Pyodide or a Chromium page.
 
     ``runtime`` defaults to ``node`` when a ``pyodide`` folder is given, else ``cpython``. The
@@ -866,7 +885,7 @@ def run_transport_checks(url: str, pyodide: Path | None = None, runtime: Runtime
             from .cpython import INSTALL_HINT
 
             return [Check("FetchTransport end to end", "skip", f"running it in CPython needs httpx: {INSTALL_HINT}")]
-        return [Check(**c) for c in asyncio.run(transport_checks(url))]
+        return [Check(**c) for c in asyncio.run(transport_checks(url, headers))]
     from .browser_testing.session import start_runtime
 
     try:
@@ -877,7 +896,8 @@ def run_transport_checks(url: str, pyodide: Path | None = None, runtime: Runtime
         info = booted.info
         where = f"Chromium {info['browser']}, page {info['origin']}" if runtime == "chromium" else "Node"
         found = [Check("runtime", "info", f"{where}, Pyodide with Python {info.get('python')}")]
-        found += [Check(**c) for c in booted.request({"op": "checks", "url": url}, 120.0).result(130.0)]
+        request = {"op": "checks", "url": url, "headers": dict(headers or {})}
+        found += [Check(**c) for c in booted.request(request, 120.0).result(130.0)]
         return found
     except PyodideError as exc:
         return [Check(f"FetchTransport in Pyodide ({runtime})", "fail", str(exc)[:500])]
@@ -886,20 +906,27 @@ def run_transport_checks(url: str, pyodide: Path | None = None, runtime: Runtime
 
 
 def run_checks(
-    url: str, *, origin: str | None = None, runtime: Runtime | None = None, pyodide: Path | None = None
+    url: str,
+    *,
+    origin: str | None = None,
+    runtime: Runtime | None = None,
+    pyodide: Path | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> list[Check]:
     """The whole report: browser rules and authorization over ``urllib``, then the transport half in ``runtime``.
+
+    ``headers`` (e.g. a test token's ``Authorization``) go on every request but the preflights.
 
     Raises:
         RuntimeSetupError: The browser runtime could not be fetched or started.
     """
     origin = origin or default_origin(url)
-    checks, facts = probe_browser_rules(url, origin)
+    checks, facts = probe_browser_rules(url, origin, headers)
     checks += probe_authorization(url, origin, facts)
     if facts.get("refused"):
         checks.append(Check("FetchTransport end to end", "skip", "needs a sign-in (not attempted by this check)"))
     else:
-        checks += run_transport_checks(url, pyodide, runtime)
+        checks += run_transport_checks(url, pyodide, runtime, headers)
     return checks
 
 
@@ -940,6 +967,13 @@ def _parser(prog: str, default_runtime: Runtime | None) -> argparse.ArgumentPars
         help="boot Pyodide from this folder (e.g. site/dist/pyodide) instead of the cached runtime; "
         "alone, it runs the transport half in Node",
     )
+    parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="send this header on every request but the preflights, e.g. 'Authorization: Bearer TOKEN' (repeatable)",
+    )
     default = default_runtime or "cpython, or node with --pyodide"
     parser.add_argument(
         "--runtime",
@@ -972,6 +1006,13 @@ def main(
         return 2
     args = _parser(prog, default_runtime).parse_args(args_list)
     fmt: ReportFormat = args.format or ("json" if args.json else "text")
+    headers: dict[str, str] = {}
+    for header in args.header:
+        name, sep, value = header.partition(":")
+        if not sep or not name.strip() or any(c in name for c in " \t\r\n") or any(c in value for c in "\r\n"):
+            print(f"--header {header!r}: expected 'NAME: VALUE'", file=sys.stderr)
+            return EXIT_USAGE
+        headers[name.strip()] = value.strip()
     if args.pyodide is not None:
         try:
             find_pyodide(args.pyodide)
@@ -983,7 +1024,7 @@ def main(
     from .browser_testing.runtime import RuntimeSetupError
 
     try:
-        checks = run_checks(args.url, origin=args.origin, runtime=args.runtime, pyodide=args.pyodide)
+        checks = run_checks(args.url, origin=args.origin, runtime=args.runtime, pyodide=args.pyodide, headers=headers)
     except RuntimeSetupError as exc:
         print(f"cannot run the check in {args.runtime}: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -3,6 +3,7 @@
 ::
 
     pyodide-transport check URL [--runtime chromium|node|cpython] [--format text|json|junit] [--output FILE]
+                                [--origin ORIGIN] [--pyodide DIR] [--header 'NAME: VALUE' ...]
     pyodide-transport runtime                # fetch and assemble the offline Pyodide runtime now; print its folder
 
 ``check`` is :func:`pyodide_transport.check.main` with the transport half in a Chromium page by
@@ -25,6 +26,7 @@ __all__ = ["USAGE", "main"]
 _PROG = "pyodide-transport"
 USAGE = """\
 usage: pyodide-transport check URL [--runtime chromium|node|cpython] [--format text|json|junit] [--output FILE]
+                                  [--origin ORIGIN] [--pyodide DIR] [--header 'NAME: VALUE' ...]
        pyodide-transport runtime
        pyodide-transport COMMAND --help"""
 

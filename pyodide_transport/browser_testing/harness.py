@@ -13,7 +13,7 @@ host (:mod:`pyodide_transport.browser_testing.session`) sends it one JSON reques
   ``client`` and ``url`` are bound; top-level ``await`` is allowed and the value of a final expression
   is the answer (pydantic models as their JSON form, by alias);
 * ``{"op": "close", "session": id}`` closes the client;
-* ``{"op": "checks", "url": ...}`` runs the transport half of ``pyodide-transport check`` here.
+* ``{"op": "checks", "url": ..., "headers": {...}}`` runs the transport half of ``pyodide-transport check`` here.
 
 The answer is ``{"ok": true, "value": ..., "output": ...}`` or ``{"ok": false, "error": {"type",
 "message", "traceback", "code"}, "output": ...}``: what a snippet raises travels back typed by
@@ -148,7 +148,7 @@ async def dispatch(request: str) -> str:
             await _close(req["session"])
             value = None
         elif op == "checks":
-            value = await transport_checks(req["url"])
+            value = await transport_checks(req["url"], req.get("headers"))
         else:
             raise ValueError(f"unknown request {op!r}")
         return json.dumps({"ok": True, "value": value, "output": printed.getvalue()})

@@ -6,7 +6,8 @@ step with network: it fills a fresh cache). Then a driver runs inside a network 
 no network at all (only its own loopback): it starts the demo server and a deliberately broken
 one, and runs from that virtualenv, in a folder outside the repository, with no ``PYTHONPATH``:
 
-* ``pyodide-transport check`` against both, in Chromium and in Node-Pyodide, as JSON and JUnit;
+* ``pyodide-transport check`` against both, in Chromium and in Node-Pyodide, as JSON and JUnit,
+  and in Chromium against a server that wants a token, given with ``--header``;
 * a server author's small pytest file using the plugin's fixtures in both runtimes;
 * ``pytest --mcp-browser-check`` against the broken server.
 
@@ -91,7 +92,7 @@ if config["netns"]:
     flags = struct.unpack("16sH", fcntl.ioctl(s, 0x8913, struct.pack("16sH", b"lo", 0)))[1]  # SIOCGIFFLAGS
     fcntl.ioctl(s, 0x8914, struct.pack("16sH", b"lo", flags | 1))  # SIOCSIFFLAGS: IFF_UP
 
-from devtools.servers import HIDDEN_SESSION_COMMAND, DemoServer, ServerProcess
+from devtools.servers import BEARER_COMMAND, BEARER_TOKEN, HIDDEN_SESSION_COMMAND, DemoServer, ServerProcess
 
 env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PT_CHROMIUM", "VIRTUAL_ENV")}
 env.update(config["env"])
@@ -111,6 +112,9 @@ with DemoServer(site=None, quiet=True) as good, ServerProcess(HIDDEN_SESSION_COM
             url = server.url + "/mcp"
             tool(f"check-{label}-{runtime}", str(bin_ / "pyodide-transport"), "check", url,
                  "--runtime", runtime, "--format", "json")
+    with ServerProcess(BEARER_COMMAND, quiet=True) as locked:
+        tool("check-bearer", str(bin_ / "pyodide-transport"), "check", locked.url + "/mcp", "--format", "json",
+             "--header", f"Authorization: Bearer {BEARER_TOKEN}")
     tool("check-junit", str(bin_ / "pyodide-transport"), "check", bad.url + "/mcp", "--format", "junit",
          "--output", str(work / "check.xml"))
     tool("pytest", str(bin_ / "python"), "-m", "pytest", "-p", "no:cacheprovider", "-rA",
@@ -238,6 +242,14 @@ def test_check_names_exactly_what_the_broken_server_gets_wrong(
     assert "Access-Control-Expose-Headers" in checks["Mcp-Session-Id exposed"]
     if runtime == "chromium":
         assert "could not read Mcp-Session-Id" in checks["handshake-era session"]
+
+
+def test_a_token_given_with_header_is_sent_from_the_page(installed: dict[str, Any]) -> None:
+    result = installed["results"]["check-bearer"]
+    assert result["rc"] == 0, result
+    seen = statuses(result)
+    assert seen["connect with FetchTransport"] == seen["tools listed"] == seen["DELETE ends the session"] == "pass"
+    assert seen["runtime"] == "info" and "fail" not in seen.values()
 
 
 def test_check_writes_junit_for_ci(installed: dict[str, Any]) -> None:

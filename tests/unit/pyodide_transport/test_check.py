@@ -17,7 +17,7 @@ import pytest
 
 from devtools import DIST, ROOT
 from devtools.oauth_servers import misconfigured_oauth_server
-from devtools.servers import HIDDEN_SESSION_COMMAND, ServerProcess
+from devtools.servers import BEARER_COMMAND, BEARER_TOKEN, HIDDEN_SESSION_COMMAND, ServerProcess
 from pyodide_transport import check
 
 
@@ -123,6 +123,32 @@ def test_browser_hostile_authorization_is_reported_per_url(capsys: pytest.Captur
     assert f"[PASS] WWW-Authenticate on the HTTP 401: Bearer resource_metadata={base}/elsewhere" in out  # urllib can
     assert f"[INFO] protected-resource metadata {base}/.well-known/oauth-protected-resource/hidden/mcp: HTTP 404" in out
     assert "[FAIL] protected-resource metadata: no usable document at any RFC 9728 URL" in out
+
+
+def test_a_token_given_with_header_lets_the_whole_check_run(capsys: pytest.CaptureFixture[str]) -> None:
+    with ServerProcess(BEARER_COMMAND) as server:
+        url = server.url + "/mcp"
+        assert check.main([url, "--json"]) == 1  # refused, and no metadata to sign in with
+        refused = statuses(capsys.readouterr().out)
+        assert refused["initialize (handshake era)"] == "info" and refused["FetchTransport end to end"] == "skip"
+        assert refused["protected-resource metadata"] == "fail"
+        assert check.main([url, "--json", "--header", f"Authorization: Bearer {BEARER_TOKEN}"]) == 0
+        seen = statuses(capsys.readouterr().out)
+    assert seen["initialize (handshake era)"] == seen["connect with FetchTransport"] == seen["tools listed"] == "pass"
+    assert seen["DELETE ends the session"] == "pass"
+    assert "fail" not in seen.values()
+
+
+@pytest.mark.parametrize("bad", ["no-colon", ": empty name", "Bad Name: x"])
+def test_a_malformed_header_is_a_usage_error(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert check.main(["http://127.0.0.1:9/mcp", "--header", bad]) == 2
+    assert "expected 'NAME: VALUE'" in capsys.readouterr().err
+
+
+def test_a_custom_header_must_pass_the_preflight(demo_server: Any) -> None:
+    checks, _ = check.probe_browser_rules(demo_server.url + "/mcp", "http://127.0.0.1:1", {"X-Api-Key": "k"})
+    preflight = next(c for c in checks if c.name.startswith("CORS preflight for POST"))
+    assert preflight.status == "fail" and "x-api-key" in preflight.detail
 
 
 def test_conformance_mode_needs_the_url(monkeypatch: pytest.MonkeyPatch) -> None:
