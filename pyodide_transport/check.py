@@ -82,6 +82,7 @@ __all__ = [
     "default_origin",
     "find_pyodide",
     "main",
+    "parse_headers",
     "probe_authorization",
     "probe_browser_rules",
     "run_checks",
@@ -951,6 +952,22 @@ def _conformance(url: str, scenario: str, pyodide: Path | None) -> int:
     return 0
 
 
+def parse_headers(items: list[str]) -> dict[str, str]:
+    """``["Name: value", ...]`` (``--header`` arguments) as a dict.
+
+    Raises:
+        ValueError: An item is not ``NAME: VALUE``, or would split the request (a space in the name,
+            a line break anywhere).
+    """
+    headers: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip() or any(c in name.strip() for c in " \t\r\n") or any(c in value for c in "\r\n"):
+            raise ValueError(f"header {item!r}: expected 'NAME: VALUE'")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
 def _parser(prog: str, default_runtime: Runtime | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("url", help="the MCP endpoint, e.g. http://127.0.0.1:8000/mcp")
@@ -1006,13 +1023,11 @@ def main(
         return 2
     args = _parser(prog, default_runtime).parse_args(args_list)
     fmt: ReportFormat = args.format or ("json" if args.json else "text")
-    headers: dict[str, str] = {}
-    for header in args.header:
-        name, sep, value = header.partition(":")
-        if not sep or not name.strip() or any(c in name for c in " \t\r\n") or any(c in value for c in "\r\n"):
-            print(f"--header {header!r}: expected 'NAME: VALUE'", file=sys.stderr)
-            return EXIT_USAGE
-        headers[name.strip()] = value.strip()
+    try:
+        headers = parse_headers(args.header)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
     if args.pyodide is not None:
         try:
             find_pyodide(args.pyodide)

@@ -13,8 +13,9 @@ a client connected to the server inside Pyodide, in headless Chromium (default) 
         assert "echo" in await browser_mcp.run("[t.name for t in (await client.list_tools()).tools]")
 
 Options: ``--mcp-url URL`` (or the ``mcp_url`` ini value; or override the ``mcp_url`` fixture to
-start a server), ``--mcp-runtime chromium|node``, and ``--mcp-browser-check URL``, which adds one
-ready-made test running ``pyodide-transport check`` that fails with the report's blocking findings.
+start a server), ``--mcp-runtime chromium|node``, ``--mcp-header 'NAME: VALUE'`` (a test token for
+both), and ``--mcp-browser-check URL``, which adds one ready-made test running ``pyodide-transport
+check`` that fails with the report's blocking findings.
 ``mcp_client_options`` (a fixture returning a dict of JSON data) goes to ``pyodide_transport.connect``;
 ``mcp_client_setup`` (Python source) runs in the page first and may define the client's handlers
 (``sampling_handler``, ``elicitation_handler``, ``roots_handler``, ``wrap``, ...).
@@ -49,6 +50,7 @@ __all__ = [
 ]
 
 _POOL = pytest.StashKey["RuntimePool"]()
+_HEADERS = pytest.StashKey[dict[str, str]]()
 _ASYNC_MARKERS = ("asyncio", "anyio", "trio")
 
 
@@ -98,6 +100,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="where browser_mcp runs when a test has no mcp_runtime marker (default: chromium)",
     )
     group.addoption(
+        "--mcp-header",
+        dest="mcp_headers",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="send this header from browser_mcp and the browser check, e.g. 'Authorization: Bearer TOKEN' (repeatable)",
+    )
+    group.addoption(
         "--mcp-browser-check",
         dest="mcp_browser_check",
         metavar="URL",
@@ -113,6 +123,12 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "mcp_runtime(*names): run this test's browser_mcp in these runtimes (chromium, node), once each"
     )
     config.stash[_POOL] = RuntimePool()
+    from ..check import parse_headers
+
+    try:
+        config.stash[_HEADERS] = parse_headers(config.getoption("mcp_headers") or [])
+    except ValueError as exc:
+        raise pytest.UsageError(f"--mcp-header: {exc}") from None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -120,6 +136,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     pool = config.stash.get(_POOL, None)
     if pool is not None:
         pool.close()
+
+
+def _headers(config: pytest.Config) -> dict[str, str]:
+    return config.stash[_HEADERS]
 
 
 def _default_runtime(config: pytest.Config) -> RuntimeName:
@@ -197,11 +217,18 @@ def browser_mcp(
     """A client connected to ``mcp_url`` inside Pyodide in ``mcp_runtime``, closed after the test."""
     from .session import BrowserCodeError, BrowserMCP
 
+    options = dict(mcp_client_options)
+    if headers := _headers(request.config):
+        options["headers"] = {**headers, **(options.get("headers") or {})}
     runtime = request.config.stash[_POOL].get(mcp_runtime)
     try:
-        session = BrowserMCP.open(runtime, mcp_url, mcp_client_options, setup=mcp_client_setup)
+        session = BrowserMCP.open(runtime, mcp_url, options, setup=mcp_client_setup)
     except BrowserCodeError as exc:
-        pytest.fail(f"could not connect to {mcp_url} in {mcp_runtime}: {exc.type_name}: {exc.error_message}")
+        failed = f"could not connect to {mcp_url} in {mcp_runtime}: {exc.type_name}: {exc.error_message}"
+    else:
+        failed = ""
+    if failed:  # outside the except block: the page's traceback is not the test's
+        pytest.fail(failed, pytrace=False)
     yield session
     session.close()
 
@@ -237,7 +264,7 @@ class BrowserCheckItem(pytest.Item):
 
         runtime = _default_runtime(self.config)
         try:
-            checks = run_checks(self.url, runtime=runtime)
+            checks = run_checks(self.url, runtime=runtime, headers=_headers(self.config))
         except RuntimeSetupError as exc:
             raise BrowserCheckError(f"the check could not run in {runtime}: {exc}") from None
         self.add_report_section("call", "browser check", render(self.url, checks, "text"))

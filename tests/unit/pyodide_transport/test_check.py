@@ -143,6 +143,7 @@ def test_a_token_given_with_header_lets_the_whole_check_run(capsys: pytest.Captu
 def test_a_malformed_header_is_a_usage_error(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert check.main(["http://127.0.0.1:9/mcp", "--header", bad]) == 2
     assert "expected 'NAME: VALUE'" in capsys.readouterr().err
+    assert check.parse_headers(["A: b", " C :d: e"]) == {"A": "b", "C": "d: e"}
 
 
 def test_a_custom_header_must_pass_the_preflight(demo_server: Any) -> None:

@@ -105,3 +105,38 @@ def test_a_runtime_that_died_is_booted_again(monkeypatch: pytest.MonkeyPatch) ->
     assert second is not first and booted[0].closed and len(booted) == 2
     pool.close()
     assert booted[1].closed
+
+
+def test_a_malformed_header_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("async def test_x(browser_mcp):\n    pass\n")
+    result = pytester.runpytest("-p", "no:asyncio", "--mcp-url", "http://127.0.0.1:9/mcp", "--mcp-header", "nope")
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(["*--mcp-header: header 'nope': expected 'NAME: VALUE'*"])
+
+
+@pytest.mark.pyodide
+def test_a_header_reaches_the_server_from_browser_mcp_and_the_check(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Against a server that wants a token, in Node-Pyodide booted from the built site's folder."""
+    from devtools import DIST
+    from devtools.servers import BEARER_COMMAND, BEARER_TOKEN, ServerProcess
+
+    monkeypatch.setenv("PYODIDE_TRANSPORT_RUNTIME", str(DIST / "pyodide"))
+    pytester.makepyfile(
+        """
+        async def test_signed_in(browser_mcp):
+            result = await browser_mcp.call_tool("echo", {"message": "with a token"})
+            assert result.content[0].text == "with a token"
+        """
+    )
+    with ServerProcess(BEARER_COMMAND, quiet=True) as server:
+        url = server.url + "/mcp"
+        options = ["-p", "no:asyncio", "--mcp-runtime", "node", "--mcp-url", url, "--mcp-browser-check", url]
+        result = pytester.runpytest(*options, "--mcp-header", f"Authorization: Bearer {BEARER_TOKEN}")
+        result.assert_outcomes(passed=2)
+        refused = pytester.runpytest(*options)
+    refused.assert_outcomes(failed=1, errors=1)
+    refused.stdout.fnmatch_lines(
+        ["*could not connect to*AuthorizationRequiredError*", "*FAIL protected-resource metadata*"]
+    )
