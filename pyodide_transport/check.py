@@ -61,7 +61,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from mcp_types import CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, PROTOCOL_VERSION_META_KEY
@@ -70,6 +70,9 @@ from mcp_types.version import LATEST_HANDSHAKE_VERSION, LATEST_MODERN_VERSION
 from .check_report import EXIT_BLOCKING, EXIT_OK, EXIT_USAGE, FORMATS, Check, ReportFormat, render
 from .errors import TransportError
 from .streamable_http import BROWSER_REQUEST_HEADERS
+
+if TYPE_CHECKING:
+    from .browser_testing.session import Runtime as BootedRuntime
 
 __all__ = [
     "NODE_RUNNER",
@@ -870,12 +873,14 @@ def run_transport_checks(
     pyodide: Path | None = None,
     runtime: Runtime | None = None,
     headers: Mapping[str, str] | None = None,
+    booted: BootedRuntime | None = None,
 ) -> list[Check]:
     """The end-to-end half of the report: :func:`transport_checks` in CPython, Node-Pyodide or a Chromium page.
 
     ``runtime`` defaults to ``node`` when a ``pyodide`` folder is given, else ``cpython``. The
     browser runtimes boot from ``pyodide`` or, without one, from the cached offline runtime
-    (:func:`pyodide_transport.browser_testing.runtime.ensure_runtime`).
+    (:func:`pyodide_transport.browser_testing.runtime.ensure_runtime`); ``booted`` is one already
+    running (the pytest plugin's), used and left running.
 
     Raises:
         RuntimeSetupError: The runtime could not be fetched, or no browser was found.
@@ -889,8 +894,9 @@ def run_transport_checks(
         return [Check(**c) for c in asyncio.run(transport_checks(url, headers))]
     from .browser_testing.session import start_runtime
 
+    owned = booted is None
     try:
-        booted = start_runtime(runtime, pyodide)
+        booted = booted or start_runtime(runtime, pyodide)
     except PyodideError as exc:
         return [Check(f"FetchTransport in Pyodide ({runtime})", "fail", str(exc)[:500])]
     try:
@@ -903,7 +909,8 @@ def run_transport_checks(
     except PyodideError as exc:
         return [Check(f"FetchTransport in Pyodide ({runtime})", "fail", str(exc)[:500])]
     finally:
-        booted.close()
+        if owned:
+            booted.close()
 
 
 def run_checks(
@@ -913,10 +920,12 @@ def run_checks(
     runtime: Runtime | None = None,
     pyodide: Path | None = None,
     headers: Mapping[str, str] | None = None,
+    booted: BootedRuntime | None = None,
 ) -> list[Check]:
     """The whole report: browser rules and authorization over ``urllib``, then the transport half in ``runtime``.
 
-    ``headers`` (e.g. a test token's ``Authorization``) go on every request but the preflights.
+    ``headers`` (e.g. a test token's ``Authorization``) go on every request but the preflights;
+    ``booted`` is a runtime already running (see :func:`run_transport_checks`).
 
     Raises:
         RuntimeSetupError: The browser runtime could not be fetched or started.
@@ -927,7 +936,7 @@ def run_checks(
     if facts.get("refused"):
         checks.append(Check("FetchTransport end to end", "skip", "needs a sign-in (not attempted by this check)"))
     else:
-        checks += run_transport_checks(url, pyodide, runtime, headers)
+        checks += run_transport_checks(url, pyodide, runtime, headers, booted)
     return checks
 
 

@@ -245,8 +245,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     return True
 
 
-class BrowserCheckError(Exception):
-    """The browser-compatibility check found blocking problems (the text report is the message)."""
+class BrowserCheckError(AssertionError):
+    """The browser-compatibility check found blocking problems: a failed assertion, its findings the message."""
 
 
 class BrowserCheckItem(pytest.Item):
@@ -260,13 +260,10 @@ class BrowserCheckItem(pytest.Item):
         """Run the check (transport half in the session's default runtime)."""
         from ..check import run_checks
         from ..check_report import render
-        from .runtime import RuntimeSetupError
 
         runtime = _default_runtime(self.config)
-        try:
-            checks = run_checks(self.url, runtime=runtime, headers=_headers(self.config))
-        except RuntimeSetupError as exc:
-            raise BrowserCheckError(f"the check could not run in {runtime}: {exc}") from None
+        booted = self.config.stash[_POOL].get(runtime)  # the session's, booted once for all tests
+        checks = run_checks(self.url, runtime=runtime, headers=_headers(self.config), booted=booted)
         self.add_report_section("call", "browser check", render(self.url, checks, "text"))
         blocking = [c for c in checks if c.fatal]
         if blocking:

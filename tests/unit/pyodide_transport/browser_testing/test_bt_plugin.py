@@ -81,7 +81,9 @@ def test_the_check_option_adds_one_test(pytester: pytest.Pytester, monkeypatch: 
     monkeypatch.setenv("PYODIDE_TRANSPORT_RUNTIME", str(pytester.path / "missing"))
     result = pytester.runpytest("-p", "no:asyncio", "--mcp-browser-check", "http://127.0.0.1:9/mcp", "-rf")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*mcp-browser-check?http://127.0.0.1:9/mcp?*"])
+    result.stdout.fnmatch_lines(
+        ["*the chromium runtime did not start: RuntimeSetupError*", "*mcp-browser-check?http://127.0.0.1:9/mcp?*"]
+    )
 
 
 def test_a_runtime_that_died_is_booted_again(monkeypatch: pytest.MonkeyPatch) -> None:
