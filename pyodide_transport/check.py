@@ -488,10 +488,11 @@ async def transport_checks(url: str, headers: Mapping[str, str] | None = None) -
 
     ``headers`` go on every request (e.g. ``Authorization`` for a server that wants a token).
     """
-    extra = dict(headers or {})
     from . import connect
     from .client import Client
     from .fetch import FetchTransport
+
+    extra = dict(headers or {})
 
     out: list[Check] = []
     try:
