@@ -13,7 +13,7 @@ import inspect
 import itertools
 import traceback
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import js
 from pyodide.ffi import create_proxy
@@ -21,7 +21,9 @@ from pyodide.ffi import create_proxy
 from .forms import Field, Form, coerce, initial_raw, raw_for
 from .views import Block
 
-__all__ = ["FormView", "Scope", "block_node", "by_testid", "el", "report_error", "set_text"]
+__all__ = ["FormView", "Scope", "block_node", "by_testid", "el", "import_chosen_file", "report_error", "set_text"]
+
+_T = TypeVar("_T")
 
 document = js.document
 
@@ -103,6 +105,30 @@ def spawn(awaitable: Awaitable[Any]) -> asyncio.Future[Any]:
     task = asyncio.ensure_future(awaitable)
     task.add_done_callback(_done)
     return task
+
+
+async def import_chosen_file(
+    field: Any, parse: Callable[[str], _T], refused: type[Exception], say: Callable[[str, bool], None]
+) -> tuple[str, _T] | None:
+    """The name and ``parse``d text of the file chosen in the ``<input type=file>`` ``field``.
+
+    A ``refused`` error (the file is not acceptable) or any other failure is said once, and gives
+    ``None``: the caller changes nothing. The field is cleared either way, so the same file can be
+    chosen again.
+    """
+    files = field.files
+    if files is None or files.length == 0:
+        return None
+    name = str(files.item(0).name)
+    try:
+        return name, parse(str(await files.item(0).text()))
+    except refused as exc:
+        say(f"Import of {name} refused, nothing changed: {exc}.", True)
+    except Exception as exc:
+        say(f"Import of {name} failed, nothing changed: {exc}.", True)
+    finally:
+        field.value = ""
+    return None
 
 
 class Scope:

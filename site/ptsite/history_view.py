@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import js
 from pyodide.ffi import to_js
 
-from .dom import Scope, block_node, by_testid, clear, el, set_text, spawn
+from .dom import Scope, block_node, by_testid, clear, el, import_chosen_file, set_text, spawn
 from .features import CallRecord, Feature
 from .history import (
     HistoryEntry,
@@ -571,27 +571,20 @@ class HistoryFeature(Feature):
 
     def import_file(self) -> Any:
         """Read the chosen file and merge it into this server's history (nothing changes when it is invalid)."""
-        files = self.import_input.files
-        if files is None or files.length == 0:
-            return None
-        return spawn(self._import(files.item(0)))
+        return spawn(self._import())
 
-    async def _import(self, file: Any) -> None:
-        name = str(file.name)
+    async def _import(self) -> None:
         server = self.server()
-        try:
+
+        def parse(text: str) -> Any:
             if not server:
                 raise HistoryImportError("fill in a server URL first: history is kept per server")
-            text = str(await file.text())
-            source, incoming = parse_export(text)
-        except HistoryImportError as exc:
-            self.say(f"Import of {name} refused, nothing changed: {exc}.", True)
+            return parse_export(text)
+
+        chosen = await import_chosen_file(self.import_input, parse, HistoryImportError, self.say)
+        if chosen is None:
             return
-        except Exception as exc:
-            self.say(f"Import of {name} failed, nothing changed: {exc}.", True)
-            return
-        finally:
-            self.import_input.value = ""
+        name, (source, incoming) = chosen
         store, (entries, saved) = merge(self.store(server), incoming)
         self.put(server, store)
         where = f" (exported from {source})" if source and source != server else ""

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import js
 from pyodide.ffi import to_js
 
-from .dom import Scope, by_testid, clear, el, set_text, spawn
+from .dom import Scope, by_testid, clear, el, import_chosen_file, set_text, spawn
 from .features import Feature
 from .servers import (
     ERAS,
@@ -294,23 +294,13 @@ class ServersFeature(Feature):
 
     def import_file(self) -> Any:
         """Import the chosen ``mcpServers`` file."""
-        files = self.import_input.files
-        if files is None or files.length == 0:
-            return None
-        return spawn(self._import(files.item(0)))
+        return spawn(self._import())
 
-    async def _import(self, file: Any) -> None:
-        name = str(file.name)
-        try:
-            entries = parse_mcp_servers(str(await file.text()))
-        except ServersImportError as exc:
-            self.say(f"Import of {name} refused, nothing changed: {exc}.", True)
+    async def _import(self) -> None:
+        chosen = await import_chosen_file(self.import_input, parse_mcp_servers, ServersImportError, self.say)
+        if chosen is None:
             return
-        except Exception as exc:
-            self.say(f"Import of {name} failed, nothing changed: {exc}.", True)
-            return
-        finally:
-            self.import_input.value = ""
+        name, entries = chosen
         origin = str(js.location.origin)
         gateway = await self._has_gateway() if any(e.kind == "stdio" for e in entries) else False
         servers = self.servers
